@@ -1,0 +1,173 @@
+"""Shared pieces: the :class:`DatasetSplit` container, data-root resolution and an ``.npz`` cache.
+
+Data roots are resolved offline-first, in this order:
+
+1. an explicit ``root`` argument (the folder itself, or a parent that holds ``<dirname>/``);
+2. ``$SPIKEFORGE_DATA/<dirname>`` (and ``$SPIKEFORGE_DATA`` itself);
+3. dataset-specific system locations (e.g. ``/usr/share/datasets/fashion-mnist`` from the
+   Debian package ``dataset-fashion-mnist``);
+4. ``~/spikeforge-data/<dirname>``.
+
+The cache folder is ``$SPIKEFORGE_CACHE`` or ``~/.cache/spikeforge``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+__all__ = [
+    "DatasetSplit",
+    "Kind",
+    "data_home",
+    "cache_home",
+    "candidate_dirs",
+    "find_dir",
+    "file_fingerprint",
+    "settings_hash",
+    "npz_cache",
+]
+
+Kind = Literal["static", "events", "points"]
+
+
+@dataclass
+class DatasetSplit:
+    """One split of a dataset held in memory.
+
+    Attributes:
+        x: batch-first float tensor: static ``[N, C, H, W]``, event frames ``[N, T, 2, H, W]``
+            (channel 0 = OFF, 1 = ON), point clouds ``[N, 3, P]`` (``[N, 6, P]`` with normals).
+        y: ``torch.long`` labels ``[N]``.
+        num_classes: number of classes of the dataset (not only those present in ``y``).
+        kind: ``'static'``, ``'events'`` or ``'points'``.
+        classes: class names, index = label.
+        name: registered dataset name.
+        source: where the samples came from (folder, file, or ``'sklearn.datasets.load_digits'``).
+        meta: extra facts (normalisation mean/std, T, split_by, simulated=True, ...).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    kind: Kind
+    classes: list[str]
+    name: str
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} samples but y has {self.y.shape[0]}")
+        if self.y.dtype != torch.long:
+            self.y = self.y.long()
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def tensor_dataset(self) -> torch.utils.data.TensorDataset:
+        """``TensorDataset(x, y)`` for use with a ``DataLoader``."""
+        return torch.utils.data.TensorDataset(self.x, self.y)
+
+    def class_counts(self) -> dict[str, int]:
+        counts = torch.bincount(self.y, minlength=self.num_classes).tolist()
+        return {c: int(n) for c, n in zip(self.classes, counts)}
+
+
+def data_home() -> Path | None:
+    """``$SPIKEFORGE_DATA`` as a path, or ``None`` when unset."""
+    env = os.environ.get("SPIKEFORGE_DATA")
+    return Path(env).expanduser() if env else None
+
+
+def cache_home() -> Path:
+    """``$SPIKEFORGE_CACHE`` or ``~/.cache/spikeforge``."""
+    env = os.environ.get("SPIKEFORGE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "spikeforge"
+
+
+def candidate_dirs(
+    dirnames: Sequence[str], root: str | os.PathLike[str] | None, system: Iterable[str] = ()
+) -> list[Path]:
+    """Folders to search, in priority order (see module docstring)."""
+    out: list[Path] = []
+    if root is not None:
+        r = Path(root).expanduser()
+        out.append(r)
+        out += [r / d for d in dirnames]
+        return out  # an explicit root is never second-guessed
+    home = data_home()
+    if home is not None:
+        out += [home / d for d in dirnames]
+        out.append(home)
+    out += [Path(s) for s in system]
+    out += [Path.home() / "spikeforge-data" / d for d in dirnames]
+    return out
+
+
+def find_dir(candidates: Iterable[Path], accept: Callable[[Path], bool]) -> Path | None:
+    """First candidate folder for which ``accept(folder)`` is true."""
+    for c in candidates:
+        try:
+            if c.is_dir() and accept(c):
+                return c
+        except OSError:
+            continue
+    return None
+
+
+def file_fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Absolute path, size and mtime (ns) of a file: the cache key of its derived data."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def settings_hash(settings: Any) -> str:
+    """Stable SHA-256 (hex, 24 chars) of a JSON-serialisable settings object."""
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:24]
+
+
+def npz_cache(
+    cache_dir: str | os.PathLike[str] | None,
+    key: Any,
+    compute: Callable[[], dict[str, np.ndarray]],
+    prefix: str = "cache",
+) -> dict[str, np.ndarray]:
+    """Return ``compute()`` through an ``.npz`` file named by ``settings_hash(key)``.
+
+    ``cache_dir=None`` disables caching. A cache file that cannot be read is recomputed and
+    overwritten; writes are atomic (temp file + rename) so parallel workers never see half files.
+    """
+    if cache_dir is None:
+        return compute()
+    d = Path(cache_dir).expanduser()
+    path = d / f"{prefix}-{settings_hash(key)}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            pass  # stale/corrupt cache entry: recompute below
+    arrays = compute()
+    d.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz.tmp")
+    os.close(fd)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return arrays

@@ -1,0 +1,38 @@
+"""Input encodings to the time-first layout ``[T, B, ...]`` and the readout over time.
+
+Models always take ``[T, B, ...]`` and return per-step logits ``[T, B, classes]``; encoding happens before the
+model (data pipeline / trainer), the readout after it (loss / evaluator).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+__all__ = ["direct", "time_first", "readout"]
+
+
+def direct(x: Tensor, T: int) -> Tensor:
+    """Direct encoding: repeat a static batch ``x[B, ...]`` T times -> ``[T, B, ...]`` (a view, no copy)."""
+    if T < 1:
+        raise ValueError(f"T must be >= 1, got {T}")
+    if x.ndim < 1:
+        raise ValueError("direct encoding needs a batch tensor [B, ...]")
+    return x.unsqueeze(0).expand((T,) + tuple(x.shape))
+
+
+def time_first(x: Tensor) -> Tensor:
+    """Batch-first sequences ``[B, T, ...]`` (event frames as stored by datasets) -> ``[T, B, ...]``."""
+    if x.ndim < 2:
+        raise ValueError(f"expected [B, T, ...], got shape {tuple(x.shape)}")
+    return x.transpose(0, 1)
+
+
+def readout(logits: Tensor, mode: str = "mean") -> Tensor:
+    """Collapse per-step outputs ``[T, B, ...]``: ``mean`` (most methods) or ``sum`` (Joint A-SNN)."""
+    if logits.ndim < 2:
+        raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
+    if mode == "mean":
+        return logits.mean(0)
+    if mode == "sum":
+        return logits.sum(0)
+    raise ValueError(f"readout mode must be 'mean' or 'sum', got {mode!r}")

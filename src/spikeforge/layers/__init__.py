@@ -1,0 +1,26 @@
+"""Layers for time-first spiking sequences: time folding, SNN batch-norm variants, residual blocks."""
+
+from .blocks import BasicBlock, conv_bn, make_neuron, make_norm, out_hw
+from .norm import BNTT2d, TEBN2d, BatchNorm1d, BatchNorm2d, TDBatchNorm2d
+from .time import (
+    AdaptiveAvgPool1d,
+    AdaptiveAvgPool2d,
+    AvgPool1d,
+    AvgPool2d,
+    Conv1d,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    MaxPool1d,
+    MaxPool2d,
+    SeqModule,
+    seq_apply,
+)
+
+__all__ = [
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BNTT2d", "BasicBlock", "BatchNorm1d",
+    "BatchNorm2d", "Conv1d", "Conv2d", "Dropout", "Flatten", "Identity", "Linear", "MaxPool1d", "MaxPool2d",
+    "SeqModule", "TDBatchNorm2d", "TEBN2d", "conv_bn", "make_neuron", "make_norm", "out_hw", "seq_apply",
+]

@@ -1,0 +1,99 @@
+"""Residual building blocks of spiking ResNets, with the three residual styles of the survey (arXiv:2305.19725).
+
+* ``standard`` — spiking ResNet of the group's code: ``sn2(bn2(conv2(sn1(bn1(conv1(x))))) + shortcut(x))``;
+  the add happens on pre-activations, the block outputs spikes.
+* ``sew`` — SEW-ResNet ADD (arXiv:2102.04159): ``sn2(bn2(conv2(sn1(bn1(conv1(x)))))) + shortcut(x)``; the add
+  happens on spikes, the output is an integer-valued spike count.
+* ``ms`` — MS-ResNet membrane shortcut (arXiv:2112.08954): ``x + bn2(conv2(sn2(bn1(conv1(sn1(x))))))``; the
+  residual stream carries real values, each conv reads spikes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..neurons import Neuron, NeuronConfig, neuron_config
+from . import norm as norm_layers
+from .time import Conv2d
+
+__all__ = ["BasicBlock", "conv_bn", "make_norm", "make_neuron", "out_hw"]
+
+STYLES = ("standard", "sew", "ms")
+
+
+def out_hw(hw: tuple[int, int] | None, stride: int) -> tuple[int, int] | None:
+    if hw is None:
+        return None
+    return ((hw[0] - 1) // stride + 1, (hw[1] - 1) // stride + 1)
+
+
+def make_neuron(cfg: NeuronConfig | dict | str | None, channels: int, hw: tuple[int, ...] | None = None) -> Neuron:
+    """A neuron for a ``[T, B, C, H, W]`` feature map; ``hw=None`` leaves H, W unknown (fine unless an option is
+    element-wise)."""
+    c = neuron_config(cfg)
+    needs_full = c.amplitude == "element" or (c.pre_fire == "mpbn" and c.mpbn == "element")
+    if needs_full and hw is None:
+        raise ValueError("element-wise amplitudes/MPBN need the model's input size; pass input_size=(H, W)")
+    return Neuron(c, (channels,) + (tuple(hw) if hw is not None else (None, None)))
+
+
+def make_norm(kind: str, channels: int, max_steps: int = 64) -> nn.Module:
+    """``bn`` (time-shared), ``tdbn``, ``bntt``, ``tebn``."""
+    if kind == "bn":
+        return norm_layers.BatchNorm2d(channels)
+    if kind == "tdbn":
+        return norm_layers.TDBatchNorm2d(channels)
+    if kind == "bntt":
+        return norm_layers.BNTT2d(channels, max_steps)
+    if kind == "tebn":
+        return norm_layers.TEBN2d(channels, max_steps)
+    raise ValueError(f"unknown norm {kind!r}; choose 'bn', 'tdbn', 'bntt' or 'tebn'")
+
+
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int | None = None, norm: str = "bn",
+            max_steps: int = 64) -> nn.Sequential:
+    pad = k // 2 if padding is None else padding
+    return nn.Sequential(Conv2d(cin, cout, k, stride, pad, bias=False), make_norm(norm, cout, max_steps))
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convs with a residual connection. ``hw`` is the input spatial size (needed for element-wise
+    neuron options only)."""
+
+    expansion = 1
+
+    def __init__(self, cin: int, cout: int, stride: int = 1, neuron: Any = None, *, style: str = "standard",
+                 norm: str = "bn", hw: tuple[int, int] | None = None, max_steps: int = 64):
+        super().__init__()
+        if style not in STYLES:
+            raise ValueError(f"residual style must be one of {STYLES}, got {style!r}")
+        self.style = style
+        ohw = out_hw(hw, stride)
+        self.conv1 = Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = make_norm(norm, cout, max_steps)
+        self.conv2 = Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = make_norm(norm, cout, max_steps)
+        if style == "ms":
+            self.sn1 = make_neuron(neuron, cin, hw)
+            self.sn2 = make_neuron(neuron, cout, ohw)
+        else:
+            self.sn1 = make_neuron(neuron, cout, ohw)
+            self.sn2 = make_neuron(neuron, cout, ohw)
+        self.shortcut: nn.Module
+        if stride != 1 or cin != cout:
+            self.shortcut = conv_bn(cin, cout, 1, stride, 0, norm, max_steps)
+        else:
+            self.shortcut = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.style == "ms":
+            y = self.bn1(self.conv1(self.sn1(x)))
+            y = self.bn2(self.conv2(self.sn2(y)))
+            return y + self.shortcut(x)
+        y = self.sn1(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.style == "standard":
+            return self.sn2(y + self.shortcut(x))
+        return self.sn2(y) + self.shortcut(x)

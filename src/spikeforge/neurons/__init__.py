@@ -1,0 +1,13 @@
+"""Spiking neuron modules (thin wrappers over :mod:`spikeforge.functional`)."""
+
+from .amplitude import Amplitude
+from .base import Neuron, observe, set_input_validation, spiking_neurons
+from .config import PRESETS, NeuronConfig, neuron_config
+from .mpbn import MembraneBN
+from .presets import IF, LIF, PLIF, MPBNLIF, RealSpikeLIF, SoftResetMPRNeuron, TernaryLIF
+
+__all__ = [
+    "IF", "LIF", "MPBNLIF", "PLIF", "PRESETS", "Amplitude", "MembraneBN", "Neuron", "NeuronConfig",
+    "RealSpikeLIF", "SoftResetMPRNeuron", "TernaryLIF", "neuron_config", "observe", "set_input_validation",
+    "spiking_neurons",
+]
