@@ -67,31 +67,36 @@ def frames_from_columns(
     if len(t) == 0:
         return np.zeros((n_samples, T, 2, H, W), np.float32)
     sample = np.asarray(sample)
+    t = np.asarray(t, np.int64)
     if time_sorted:
         key = sample.astype(np.uint16) if n_samples <= 65536 else sample  # uint16: radix sort
         order = np.argsort(key, kind="stable")
     else:
         order = np.lexsort((t, sample))  # by sample, then time; stable
-    b = sample.astype(np.int64)[order]
-    ts = np.asarray(t, np.int64)[order]
+    b = sample.astype(np.int64)
     counts = np.bincount(b, minlength=n_samples)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    # rank of each event within its sample in time order (computed in the original order)
+    rank = np.empty(len(t), np.int64)
+    rank[order] = np.arange(len(t)) - np.repeat(starts, counts)
     if split_by == "number":
         # np.array_split convention: the first n % T frames get one extra event.
-        r = np.arange(len(ts)) - starts[b]
-        base, rem = counts[b] // T, counts[b] % T
+        n_b = counts[b]
+        base, rem = n_b // T, n_b % T
         big = rem * (base + 1)
-        k = np.where(r < big, r // (base + 1), rem + (r - big) // np.maximum(base, 1))
+        k = np.where(rank < big, rank // (base + 1), rem + (rank - big) // np.maximum(base, 1))
     else:
-        ends = starts + counts - 1
-        t0 = ts[starts[b]]
-        dur = ts[ends[b]] - t0 + 1
-        k = ((ts - t0) * T) // dur  # slice k = [t0 + k*D/T, t0 + (k+1)*D/T)
-    xs, ys = np.asarray(x, np.int64)[order], np.asarray(y, np.int64)[order]
-    ps = (np.asarray(p)[order] > 0).astype(np.int64)
+        nz = counts > 0
+        t0 = np.zeros(n_samples, np.int64)
+        t1 = np.zeros(n_samples, np.int64)
+        t0[nz] = t[order[starts[nz]]]
+        t1[nz] = t[order[starts[nz] + counts[nz] - 1]]
+        k = ((t - t0[b]) * T) // (t1 - t0 + 1)[b]  # slice k = [t0 + k*D/T, t0 + (k+1)*D/T)
+    xs, ys = np.asarray(x, np.int64), np.asarray(y, np.int64)
+    ps = (np.asarray(p) > 0).astype(np.int64)
     ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
     flat = (((b * T + k) * 2 + ps) * H + ys) * W + xs
-    hist = np.bincount(flat[ok], minlength=n_samples * T * 2 * H * W)
+    hist = np.bincount(flat if ok.all() else flat[ok], minlength=n_samples * T * 2 * H * W)
     return hist.astype(np.float32).reshape(n_samples, T, 2, H, W)
 
 
