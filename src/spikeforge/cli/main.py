@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 
-# sub-command modules, each with register(subparsers) -> None setting a `func(args) -> int` default
-COMMANDS = ["models"]
+
+def _command_modules() -> list[str]:
+    """Every module of this package except ``main`` is a sub-command exposing ``register(subparsers)``."""
+    from . import __path__ as pkg_path
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg_path) if m.name != "main" and not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"spikeforge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(f"{__package__}.{name.replace('-', '_')}").register(sub)
+    for name in _command_modules():
+        importlib.import_module(f"{__package__}.{name}").register(sub)
     return parser
 
 
