@@ -80,7 +80,7 @@ class DatasetSplit:
 
     def class_counts(self) -> dict[str, int]:
         counts = torch.bincount(self.y, minlength=self.num_classes).tolist()
-        return {c: int(n) for c, n in zip(self.classes, counts)}
+        return {c: int(n) for c, n in zip(self.classes, counts, strict=False)}
 
 
 def data_home() -> Path | None:

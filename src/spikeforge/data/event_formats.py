@@ -189,11 +189,11 @@ def write_aedat2(path: str | os.PathLike[str], events: np.ndarray) -> Path:
     rec["a"] = (y << 8) | (x << 1) | (ev["p"].astype(np.int64) & 1)
     rec["t"] = t
     header = (
-        "#!AER-DAT2.0\r\n"
-        "# This is a raw AE data file created by spikeforge\r\n"
-        "# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
-        "# Timestamps tick is 1 us\r\n"
-    ).encode()
+        b"#!AER-DAT2.0\r\n"
+        b"# This is a raw AE data file created by spikeforge\r\n"
+        b"# Data format is int32 address, int32 timestamp (8 bytes total), repeated for each event\r\n"
+        b"# Timestamps tick is 1 us\r\n"
+    )
     out = Path(path)
     out.write_bytes(header + rec.tobytes())
     return out
@@ -254,7 +254,7 @@ def write_aedat31(path: str | os.PathLike[str], events: np.ndarray, packet_size:
     # packet boundaries: every packet_size events and wherever the overflow counter changes
     cuts = set(range(0, len(t), packet_size)) | set(np.flatnonzero(np.diff(ovf) != 0) + 1)
     bounds = sorted(cuts) + [len(t)]
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
         n = b - a
         rec = np.empty(n, dtype=[("d", "<u4"), ("t", "<i4")])
         rec["d"], rec["t"] = data[a:b], t[a:b] & 0x7FFFFFFF

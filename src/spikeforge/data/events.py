@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .base import file_fingerprint, npz_cache
-from .event_formats import EVENT_DTYPE, read_events
+from .event_formats import read_events
 
 __all__ = [
     "events_to_frames",
@@ -54,18 +54,26 @@ def frames_from_columns(
     size: tuple[int, int],
     split_by: SplitBy = "number",
     time_sorted: bool = False,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Batched :func:`events_to_frames`: events of many recordings given as columns with a
     ``sample`` index; returns ``float32 [n_samples, T, 2, H, W]``. Same binning rules per sample.
     ``time_sorted=True`` promises the columns are already in time order (any sample order),
-    which replaces the (sample, t) sort by a linear-time stable sort on ``sample``."""
+    which replaces the (sample, t) sort by a linear-time stable sort on ``sample``.
+    ``out`` (float32 ``[n_samples, T, 2, H, W]``) receives the result in place if given."""
     if T < 1:
         raise ValueError("T must be >= 1")
     if split_by not in ("number", "time"):
         raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
     H, W = int(size[0]), int(size[1])
+    shape = (n_samples, T, 2, H, W)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, expected {shape}")
     if len(t) == 0:
-        return np.zeros((n_samples, T, 2, H, W), np.float32)
+        out[...] = 0
+        return out
     sample = np.asarray(sample)
     t = np.asarray(t, np.int64)
     if time_sorted:
@@ -73,34 +81,37 @@ def frames_from_columns(
         order = np.argsort(key, kind="stable")
     else:
         order = np.lexsort((t, sample))  # by sample, then time; stable
-    b = sample.astype(np.int64)
-    counts = np.bincount(b, minlength=n_samples)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    total = n_samples * T * 2 * H * W
+    it = np.int32 if total < 2**31 and len(t) < 2**31 else np.int64  # int32 halves memory traffic
+    b = sample.astype(it)
+    counts = np.bincount(b, minlength=n_samples).astype(it)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(it)
     # rank of each event within its sample in time order (computed in the original order)
-    rank = np.empty(len(t), np.int64)
-    rank[order] = np.arange(len(t)) - np.repeat(starts, counts)
+    rank = np.empty(len(t), it)
+    rank[order] = np.arange(len(t), dtype=it) - np.repeat(starts, counts)
     if split_by == "number":
         # np.array_split convention: the first n % T frames get one extra event.
-        n_b = counts[b]
-        base, rem = n_b // T, n_b % T
-        big = rem * (base + 1)
-        k = np.where(rank < big, rank // (base + 1), rem + (rank - big) // np.maximum(base, 1))
+        base, rem = counts // T, counts % T
+        big = (rem * (base + 1))[b]
+        k = np.where(rank < big, rank // (base + 1)[b], rem[b] + (rank - big) // np.maximum(base, 1)[b])
     else:
         nz = counts > 0
         t0 = np.zeros(n_samples, np.int64)
         t1 = np.zeros(n_samples, np.int64)
         t0[nz] = t[order[starts[nz]]]
         t1[nz] = t[order[starts[nz] + counts[nz] - 1]]
-        k = ((t - t0[b]) * T) // (t1 - t0 + 1)[b]  # slice k = [t0 + k*D/T, t0 + (k+1)*D/T)
-    xs, ys = np.asarray(x, np.int64), np.asarray(y, np.int64)
-    ps = (np.asarray(p) > 0).astype(np.int64)
+        k = (((t - t0[b]) * T) // (t1 - t0 + 1)[b]).astype(it)  # slice k = [t0 + kD/T, t0 + (k+1)D/T)
+    xs, ys = np.asarray(x).astype(it), np.asarray(y).astype(it)
+    ps = (np.asarray(p) > 0).astype(it)
     ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
     flat = (((b * T + k) * 2 + ps) * H + ys) * W + xs
-    hist = np.bincount(flat if ok.all() else flat[ok], minlength=n_samples * T * 2 * H * W)
-    return hist.astype(np.float32).reshape(n_samples, T, 2, H, W)
+    out[...] = np.bincount(flat if ok.all() else flat[ok], minlength=total).reshape(shape)
+    return out
 
 
-def events_to_frames(events: np.ndarray, T: int, size: tuple[int, int], split_by: SplitBy = "number") -> np.ndarray:
+def events_to_frames(
+    events: np.ndarray, T: int, size: tuple[int, int], split_by: SplitBy = "number"
+) -> np.ndarray:
     """Integrate events into ``T`` count frames ``float32 [T, 2, H, W]``.
 
     The events are first sorted by time (stable). Then

@@ -218,7 +218,9 @@ def _key(d: dict, name: str) -> Any:
     raise KeyError(name)
 
 
-def read_cifar_batch(path: str | os.PathLike[str], label_key: str = "labels") -> tuple[np.ndarray, np.ndarray]:
+def read_cifar_batch(
+    path: str | os.PathLike[str], label_key: str = "labels"
+) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR python batch: uint8 images ``[N, 3, 32, 32]`` and int64 labels ``[N]``."""
     p = Path(path)
     if not p.is_file():
@@ -333,7 +335,7 @@ def load_imagefolder(
             n_test = int(np.ceil(test_fraction * len(idx))) if len(idx) > 1 else 0
             sel = idx[len(idx) - n_test:] if split == "test" else idx[: len(idx) - n_test]
             keep[sel] = True
-        files = [f for f, k in zip(files, keep) if k]
+        files = [f for f, k in zip(files, keep, strict=False) if k]
         labels = labels[keep]
     if not files:
         raise DatasetNotFoundError("imagefolder", [src], f"no images ({', '.join(IMAGE_EXTENSIONS)}) found")
