@@ -11,7 +11,6 @@ import torch
 from spikeforge.functional import (
     NeuronSpec,
     NeuronState,
-    fused_multistep,
     list_surrogates,
     multistep,
     reference_multistep,

@@ -1,7 +1,7 @@
 """Layers for time-first spiking sequences: time folding, SNN batch-norm variants, residual blocks."""
 
 from .blocks import BasicBlock, conv_bn, make_neuron, make_norm, out_hw
-from .norm import BNTT2d, TEBN2d, BatchNorm1d, BatchNorm2d, TDBatchNorm2d
+from .norm import BatchNorm1d, BatchNorm2d, BNTT2d, TDBatchNorm2d, TEBN2d
 from .time import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,

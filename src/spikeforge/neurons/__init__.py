@@ -4,7 +4,7 @@ from .amplitude import Amplitude
 from .base import Neuron, observe, set_input_validation, spiking_neurons
 from .config import PRESETS, NeuronConfig, neuron_config
 from .mpbn import MembraneBN
-from .presets import IF, LIF, PLIF, MPBNLIF, RealSpikeLIF, SoftResetMPRNeuron, TernaryLIF
+from .presets import IF, LIF, MPBNLIF, PLIF, RealSpikeLIF, SoftResetMPRNeuron, TernaryLIF
 
 __all__ = [
     "IF", "LIF", "MPBNLIF", "PLIF", "PRESETS", "Amplitude", "MembraneBN", "Neuron", "NeuronConfig",
