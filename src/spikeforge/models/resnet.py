@@ -1,0 +1,211 @@
+"""Spiking ResNets: ResNet-18/34 (ImageNet stem), ResNet-19/20 (CIFAR stem) and the "modified" ResNet-20.
+
+All are :class:`torch.nn.Sequential` of ``stem -> layer1..layerN (Sequential of layers.BasicBlock) -> head``
+on direct-encoded ``[T, B, C, H, W]`` and return per-step logits ``[T, B, num_classes]``.
+
+* ``resnet18`` / ``resnet34`` (He et al., arXiv:1512.03385; spiking form of the group's ImageNet code,
+  methods.md §0): 7×7/2 conv + BN + spike + **AvgPool(3, 2, 1)** (not max-pool), BasicBlocks [2, 2, 2, 2] /
+  [3, 4, 6, 3] at widths 64-128-256-512, global average pool, FC.
+* ``resnet19`` (tdBN, Zheng et al., arXiv:2011.05280): 3×3 stem of 128 channels, BasicBlocks [3, 3, 2] at
+  widths 128-256-512, global average pool; head ``linear`` (FC 512 → k, the group's ``resnet19_cifar``) or ``mlp``
+  (FC 512 → 256 → spike → FC 256 → k, the tdBN/TET head).
+* ``resnet20`` (the group's ``resnet20_cifar``): like ResNet-19 with [3, 3, 3] blocks, FC 512 → k.
+* ``resnet20m`` (the group's ``resnet20_cifar_modified``): three 3×3 convs of 64 channels (each + BN + spike),
+  AvgPool(2), BasicBlocks [2, 2, 2, 2] at 64-128-256-512 with "AvgDown" shortcuts (AvgPool(s) then 1×1 conv
+  + BN), residual BN weights initialised to zero.
+
+Residual style (``style='standard'|'sew'|'ms'``) and BN variant (``norm='bn'|'tdbn'|'bntt'|'tebn'``) are
+those of :class:`spikeforge.layers.BasicBlock`. With ``style='ms'`` (MS-ResNet, arXiv:2112.08954) the residual
+stream is real-valued, so the stem ends without a neuron (each block spikes its input) and a final neuron
+spikes the last block's output before pooling, so that every conv and linear layer reads spikes.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from ..layers import AdaptiveAvgPool2d, AvgPool2d, BasicBlock, Conv2d, Flatten, Linear, make_neuron, make_norm
+from ..neurons import neuron_config
+from ._common import as_hw, conv_out_hw, init_conv_linear, scale_width
+from .registry import SpikingModel, register_model
+
+__all__ = ["SpikingResNet", "resnet18", "resnet34", "resnet19", "resnet20", "resnet20m"]
+
+STEMS = ("imagenet", "cifar", "cifar3")
+HEADS = ("linear", "mlp")
+DOWNSAMPLES = ("conv", "avg")
+
+
+class SpikingResNet(nn.Sequential, SpikingModel):
+    """A spiking ResNet of :class:`~spikeforge.layers.BasicBlock` stages.
+
+    Args:
+        blocks: blocks per stage, e.g. ``(2, 2, 2, 2)``.
+        widths: channels per stage before the ``width`` multiplier, e.g. ``(64, 128, 256, 512)``.
+        stem: ``imagenet`` (7×7/2 conv-BN-spike + AvgPool(3, 2, 1)), ``cifar`` (3×3 conv-BN-spike) or
+            ``cifar3`` (three 3×3 conv-BN-spike of ``stem_width`` channels + AvgPool(2)).
+        stem_width: stem channels (before ``width``); the first stage keeps stride 1.
+        head: ``linear`` (global average pool, FC) or ``mlp`` (global average pool, FC → ``hidden`` → spike →
+            FC).
+        downsample: shortcut of a strided/widening block: ``conv`` (1×1/s conv + BN) or ``avg`` (AvgPool(s) +
+            1×1 conv + BN, "AvgDown").
+        zero_init_residual: initialise each block's ``bn2`` weight to 0 (the block starts as its shortcut).
+        input_size: ``(H, W)`` of the input; needed for element-wise neuron options and checked for size.
+    """
+
+    input_kind = "static"
+
+    def __init__(self, blocks: Sequence[int], widths: Sequence[int], *, num_classes: int = 10,
+                 in_channels: int = 3, input_size: int | Sequence[int] = (32, 32), width: float = 1.0,
+                 stem: str = "cifar", stem_width: int = 64, head: str = "linear", hidden: int = 256,
+                 downsample: str = "conv", zero_init_residual: bool = False, neuron: Any = None,
+                 style: str = "standard", norm: str = "bn", max_steps: int = 64):
+        if stem not in STEMS:
+            raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if downsample not in DOWNSAMPLES:
+            raise ValueError(f"downsample must be one of {DOWNSAMPLES}, got {downsample!r}")
+        if len(blocks) != len(widths) or not blocks or min(blocks) < 1:
+            raise ValueError(f"blocks {tuple(blocks)} and widths {tuple(widths)} must be equally long and "
+                             "positive")
+        if num_classes < 1 or in_channels < 1:
+            raise ValueError(f"num_classes and in_channels must be positive, got {num_classes}, "
+                             f"{in_channels}")
+        cfg = neuron_config(neuron)
+        hw = as_hw(input_size)
+        chans = [scale_width(c, width) for c in widths]
+        c_stem = scale_width(stem_width, width)
+        ms = style == "ms"
+
+        # --- stem ---------------------------------------------------------------------------------------
+        stem_layers: list[nn.Module] = []
+        if stem == "imagenet":
+            hw = conv_out_hw(hw, 7, 2, 3)
+            stem_layers += [Conv2d(in_channels, c_stem, 7, 2, 3, bias=False),
+                            make_norm(norm, c_stem, max_steps)]
+            if not ms:
+                stem_layers.append(make_neuron(cfg, c_stem, hw))
+            stem_layers.append(AvgPool2d(3, 2, 1))
+            hw = conv_out_hw(hw, 3, 2, 1)
+        else:
+            n_convs = 1 if stem == "cifar" else 3
+            cin = in_channels
+            for i in range(n_convs):
+                stem_layers += [Conv2d(cin, c_stem, 3, 1, 1, bias=False), make_norm(norm, c_stem, max_steps)]
+                if not (ms and i == n_convs - 1):
+                    stem_layers.append(make_neuron(cfg, c_stem, hw))
+                cin = c_stem
+            if stem == "cifar3":
+                stem_layers.append(AvgPool2d(2))
+                hw = conv_out_hw(hw, 2, 2, 0)
+        parts: OrderedDict[str, nn.Module] = OrderedDict(stem=nn.Sequential(*stem_layers))
+
+        # --- residual stages ----------------------------------------------------------------------------
+        cin = c_stem
+        for i, (n, c) in enumerate(zip(blocks, chans, strict=True)):
+            stage: list[nn.Module] = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                block = BasicBlock(cin, c, stride, cfg, style=style, norm=norm, hw=hw, max_steps=max_steps)
+                if downsample == "avg" and not isinstance(block.shortcut, nn.Identity):
+                    block.shortcut = _avg_down(cin, c, stride, norm, max_steps)
+                hw = conv_out_hw(hw, 3, stride, 1)
+                stage.append(block)
+                cin = c
+            parts[f"layer{i + 1}"] = nn.Sequential(*stage)
+
+        # --- head ---------------------------------------------------------------------------------------
+        if ms:
+            parts["final_sn"] = make_neuron(cfg, cin, hw)
+        parts["pool"] = AdaptiveAvgPool2d(1)
+        parts["flatten"] = Flatten()
+        if head == "mlp":
+            h = scale_width(hidden, width)
+            parts["fc1"] = Linear(cin, h)
+            parts["fc1_sn"] = make_neuron(cfg, h)
+            parts["fc"] = Linear(h, num_classes)
+        else:
+            parts["fc"] = Linear(cin, num_classes)
+        super().__init__(parts)
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.input_size = as_hw(input_size)
+        self.input_shape = (in_channels,) + self.input_size
+        init_conv_linear(self)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock) and getattr(m.bn2, "weight", None) is not None:
+                    nn.init.zeros_(m.bn2.weight)
+
+
+def _avg_down(cin: int, cout: int, stride: int, norm: str, max_steps: int) -> nn.Sequential:
+    """"AvgDown" shortcut of the group's modified ResNet-20: AvgPool(s, ceil) -> 1×1 conv -> BN."""
+    layers: list[nn.Module] = []
+    if stride > 1:
+        layers.append(AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+    layers += [Conv2d(cin, cout, 1, 1, 0, bias=False), make_norm(norm, cout, max_steps)]
+    return nn.Sequential(*layers)
+
+
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_CIFAR_WIDTHS = (128, 256, 512)
+
+
+@register_model
+def resnet18(num_classes: int = 1000, in_channels: int = 3, input_size: int | Sequence[int] = (224, 224),
+             width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
+             max_steps: int = 64) -> SpikingResNet:
+    """Spiking ResNet-18, ImageNet stem with AvgPool(3, 2, 1) (11,689,512 parameters at 1000 classes)."""
+    return SpikingResNet((2, 2, 2, 2), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="imagenet", stem_width=64, neuron=neuron,
+                         style=style, norm=norm, max_steps=max_steps)
+
+
+@register_model
+def resnet34(num_classes: int = 1000, in_channels: int = 3, input_size: int | Sequence[int] = (224, 224),
+             width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
+             max_steps: int = 64) -> SpikingResNet:
+    """Spiking ResNet-34, ImageNet stem with AvgPool(3, 2, 1) (21,797,672 parameters at 1000 classes)."""
+    return SpikingResNet((3, 4, 6, 3), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="imagenet", stem_width=64, neuron=neuron,
+                         style=style, norm=norm, max_steps=max_steps)
+
+
+@register_model
+def resnet19(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
+             width: float = 1.0, head: str = "linear", neuron: Any = None, style: str = "standard",
+             norm: str = "bn", max_steps: int = 64) -> SpikingResNet:
+    """Spiking ResNet-19 (tdBN, arXiv:2011.05280): 128-256-512, blocks 3-3-2. ``head='linear'`` is the
+    group's FC 512 → k (12,569,226 parameters at 10 classes); ``head='mlp'`` the tdBN/TET FC 512 → 256 → k
+    (12,697,994)."""
+    return SpikingResNet((3, 3, 2), _CIFAR_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="cifar", stem_width=128, head=head,
+                         neuron=neuron, style=style, norm=norm, max_steps=max_steps)
+
+
+@register_model
+def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
+             width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
+             max_steps: int = 64) -> SpikingResNet:
+    """Spiking ResNet-20 of the group's code (``resnet20_cifar``): 3×3 stem of 128, 128-256-512, blocks 3-3-3,
+    FC 512 → k (17,289,866 parameters at 10 classes)."""
+    return SpikingResNet((3, 3, 3), _CIFAR_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="cifar", stem_width=128, neuron=neuron,
+                         style=style, norm=norm, max_steps=max_steps)
+
+
+@register_model
+def resnet20m(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
+              width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
+              downsample: str = "avg", zero_init_residual: bool = True, max_steps: int = 64) -> SpikingResNet:
+    """The group's "modified" ResNet-20 (``resnet20_cifar_modified``): three-conv 64-channel stem +
+    AvgPool(2), 64-128-256-512 with blocks 2-2-2-2, AvgDown shortcuts, zero-initialised residual BN weights."""
+    return SpikingResNet((2, 2, 2, 2), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="cifar3", stem_width=64,
+                         downsample=downsample, zero_init_residual=zero_init_residual, neuron=neuron,
+                         style=style, norm=norm, max_steps=max_steps)
