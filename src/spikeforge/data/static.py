@@ -176,7 +176,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     Plain containers (dict, list, bytes, str, int) need no globals at all; numpy arrays need
     ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2), ``numpy.ndarray`` and
-    ``numpy.dtype``. Anything else (``os.system``, ``builtins.eval`` ...) raises
+    ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at protocol 2).
+    Anything else (``os.system``, ``builtins.eval`` ...) raises
     :class:`pickle.UnpicklingError`.
     """
 
@@ -191,6 +192,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("copyreg", "_reconstructor"),
         ("__builtin__", "object"),
         ("builtins", "object"),
+        ("_codecs", "encode"),  # Python 3 protocol-2 pickles store bytes as encode(str, 'latin1')
     }
 
     def find_class(self, module: str, name: str) -> Any:

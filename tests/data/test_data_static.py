@@ -1,0 +1,198 @@
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+
+from spikeforge.data import static
+from spikeforge.data.errors import CorruptFileError, DatasetNotFoundError
+
+
+def _idx_bytes(arr: np.ndarray, code: int = 0x08) -> bytes:
+    head = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    return head + arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+
+
+def test_idx_byte_exact_header_and_gzip(tmp_path):
+    imgs = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = tmp_path / "a-idx3-ubyte"
+    raw.write_bytes(_idx_bytes(imgs))
+    assert raw.read_bytes()[:16] == bytes.fromhex("00000803" "00000002" "00000003" "00000004")
+    np.testing.assert_array_equal(static.read_idx(raw), imgs)
+    gz = tmp_path / "a-idx3-ubyte.gz"
+    gz.write_bytes(gzip.compress(_idx_bytes(imgs)))
+    np.testing.assert_array_equal(static.read_idx(gz), imgs)
+    # writer produces the same bytes as the hand-built file
+    static.write_idx(tmp_path / "w", imgs)
+    assert (tmp_path / "w").read_bytes() == raw.read_bytes()
+
+
+def test_idx_other_dtypes_roundtrip(tmp_path):
+    for arr in (np.array([-1, 2, -3], np.int32), np.linspace(0, 1, 6, dtype=np.float32).reshape(2, 3)):
+        p = static.write_idx(tmp_path / f"x_{arr.dtype}.gz", arr)
+        out = static.read_idx(p)
+        assert out.dtype == arr.dtype
+        np.testing.assert_array_equal(out, arr)
+
+
+@pytest.mark.parametrize(
+    "blob, needle",
+    [
+        (b"\x01\x00\x08\x01\x00\x00\x00\x01\x05", "two zero bytes"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "type code"),
+        (b"\x00\x00\x08\x03\x00\x00\x00\x02", "header needs"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "need 5 data bytes, found 2"),
+        (b"\x00\x00", "shorter than"),
+    ],
+)
+def test_idx_corrupt(tmp_path, blob, needle):
+    p = tmp_path / "bad-idx"
+    p.write_bytes(blob)
+    with pytest.raises(CorruptFileError) as ei:
+        static.read_idx(p)
+    assert needle in str(ei.value) and str(p) in str(ei.value)
+
+
+def test_idx_truncated_gzip(tmp_path):
+    p = tmp_path / "t.gz"
+    p.write_bytes(gzip.compress(_idx_bytes(np.zeros((5, 4, 4), np.uint8)))[:-10])
+    with pytest.raises(CorruptFileError, match="gzip"):
+        static.read_idx(p)
+
+
+def test_idx_missing_names_path(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as ei:
+        static.read_idx(tmp_path / "nope")
+    assert str(tmp_path / "nope") in str(ei.value) and "SPIKEFORGE_DATA" in str(ei.value)
+    assert isinstance(ei.value, FileNotFoundError)
+
+
+def write_mnist_like(folder, n_train=12, n_test=5, gz=True, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        y = (np.arange(n) % 10).astype(np.uint8)
+        pre = "train" if split == "train" else "t10k"
+        sfx = ".gz" if gz else ""
+        static.write_idx(folder / f"{pre}-images-idx3-ubyte{sfx}", x)
+        static.write_idx(folder / f"{pre}-labels-idx1-ubyte{sfx}", y)
+        out[split] = (x, y)
+    return out
+
+
+def test_load_idx_split(tmp_path):
+    ref = write_mnist_like(tmp_path, gz=False)
+    x, y = static.load_idx_split(tmp_path, "test")
+    assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32
+    np.testing.assert_allclose(x[:, 0] * 255, ref["test"][0], atol=1e-3)
+    np.testing.assert_array_equal(y, ref["test"][1])
+
+
+def test_load_idx_label_count_mismatch(tmp_path):
+    write_mnist_like(tmp_path)
+    static.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
+    with pytest.raises(CorruptFileError, match="4 labels for 5 images"):
+        static.load_idx_split(tmp_path, "test")
+
+
+def _cifar_batch(n, seed, label_key=b"labels"):
+    rng = np.random.default_rng(seed)
+    return {b"batch_label": b"x", label_key: [int(v) for v in rng.integers(0, 10, n)],
+            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"a.png"] * n}
+
+
+def write_cifar10(folder, n=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
+        with open(folder / name, "wb") as f:
+            pickle.dump(_cifar_batch(n, i), f, protocol=2)
+    with open(folder / "batches.meta", "wb") as f:
+        names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship",
+                 b"truck"]
+        pickle.dump({b"label_names": names, b"num_cases_per_batch": n}, f, protocol=2)
+
+
+def test_cifar10_roundtrip(tmp_path):
+    write_cifar10(tmp_path)
+    x, y, classes = static.load_cifar10(tmp_path, "train")
+    assert x.shape == (20, 3, 32, 32) and y.shape == (20,) and classes[0] == "airplane"
+    b = _cifar_batch(4, 0)
+    np.testing.assert_allclose(x[0, 1, 0, :3] * 255, b[b"data"][0, 1024:1027], atol=1e-3)  # G plane row 0
+
+
+def test_cifar100_fine_and_coarse(tmp_path):
+    for split in ("train", "test"):
+        d = _cifar_batch(3, 0, b"fine_labels")
+        d[b"coarse_labels"] = [1, 2, 3]
+        with open(tmp_path / split, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+    x, y, classes = static.load_cifar100(tmp_path, "test", label="coarse")
+    assert y.tolist() == [1, 2, 3] and len(classes) == 20
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(pickle.dumps({b"data": _Evil()}, protocol=2))
+    with pytest.raises(CorruptFileError, match="not allowed"):
+        static.read_cifar_batch(p)
+
+
+def test_cifar_truncated(tmp_path):
+    p = tmp_path / "test_batch"
+    p.write_bytes(pickle.dumps(_cifar_batch(4, 0), protocol=2)[:500])
+    with pytest.raises(CorruptFileError) as ei:
+        static.read_cifar_batch(p)
+    assert str(p) in str(ei.value)
+
+
+def test_cifar_bad_shape(tmp_path):
+    p = tmp_path / "b"
+    p.write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, protocol=2))
+    with pytest.raises(CorruptFileError, match=r"uint8 \[N, 3072\]"):
+        static.read_cifar_batch(p)
+
+
+def test_imagefolder(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    for c, val in (("cat", 10), ("dog", 200)):
+        (tmp_path / c).mkdir()
+        for i in range(5):
+            Image.fromarray(np.full((6, 7, 3), val + i, np.uint8)).save(tmp_path / c / f"{i}.png")
+    x, y, classes, _ = static.load_imagefolder(tmp_path, "train")
+    xt, yt, _, _ = static.load_imagefolder(tmp_path, "test")
+    assert classes == ["cat", "dog"] and x.shape == (8, 3, 6, 7) and y.tolist() == [0] * 4 + [1] * 4
+    assert yt.tolist() == [0, 1] and np.isclose(xt[0, 0, 0, 0] * 255, 14)  # last file of 'cat'
+    xs, *_ = static.load_imagefolder(tmp_path, "train", size=(4, 4), mode="L")
+    assert xs.shape == (8, 1, 4, 4)
+    (tmp_path / "cat" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(CorruptFileError, match="broken.png"):
+        static.load_imagefolder(tmp_path, "test")
+
+
+def test_digits_split_is_deterministic_and_stratified():
+    x, y = static.load_digits_split("train")
+    xt, yt = static.load_digits_split("test")
+    assert x.shape == (1437, 1, 8, 8) and xt.shape == (360, 1, 8, 8)
+    assert 0 <= x.min() and x.max() <= 1
+    np.testing.assert_array_equal(static.load_digits_split("test")[1], yt)
+    frac = np.bincount(yt, minlength=10) / np.bincount(np.concatenate([y, yt]), minlength=10)
+    assert np.all(np.abs(frac - 0.2) < 0.02)
+
+
+def test_normalize_and_stats():
+    x = np.random.default_rng(0).random((10, 3, 4, 4)).astype(np.float32)
+    m, s = static.channel_stats(x)
+    z = static.normalize(x, m, s)
+    np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=(0, 2, 3)), 1, atol=1e-4)
