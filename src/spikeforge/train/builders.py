@@ -1,0 +1,206 @@
+"""Recipe sections -> objects: model, data splits, input encoding, objective, optimiser and the lr schedule."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .. import encode
+from ..layers import BNTT2d
+from ..models.registry import model_entry
+from ..neurons import MembraneBN, Neuron
+
+__all__ = [
+    "build_model", "model_kwargs", "fill_model_from_data", "load_data", "encode_input", "build_objective",
+    "param_groups", "build_optimizer", "lr_at", "input_kind",
+]
+
+
+def model_kwargs(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    m = dict(cfg["model"])
+    name = m.pop("name")
+    return str(name), m
+
+
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
+    """``create_model(model.name, **model options)`` from a (resolved) recipe."""
+    from ..models import create_model
+
+    name, kw = model_kwargs(cfg)
+    for k in ("input_size", "widths", "hidden"):
+        if isinstance(kw.get(k), list):
+            kw[k] = tuple(kw[k])
+    return create_model(name, **kw)
+
+
+def input_kind(model: nn.Module) -> str:
+    inner = getattr(model, "module", model)  # DistributedDataParallel
+    return str(getattr(inner, "input_kind", "static"))
+
+
+def fill_model_from_data(cfg: dict[str, Any], train: Any) -> None:
+    """Fill ``num_classes``, ``in_channels``/``input_size`` (images, events) or ``in_features``/``in_channels``
+    (points) from the data when the model factory accepts them and the recipe left them unset."""
+    name, _ = model_kwargs(cfg)
+    params = inspect.signature(model_entry(name)).parameters
+    x = train.x
+    facts: dict[str, Any] = {"num_classes": int(train.num_classes)}
+    if train.kind == "static":
+        facts.update(in_channels=int(x.shape[1]), input_size=[int(x.shape[2]), int(x.shape[3])],
+                     in_features=int(x[0].numel()))
+    elif train.kind == "events":
+        facts.update(in_channels=int(x.shape[2]), input_size=[int(x.shape[3]), int(x.shape[4])],
+                     in_features=int(x[0, 0].numel()))
+    elif train.kind == "points":
+        facts.update(in_channels=int(x.shape[1]), num_points=int(x.shape[2]))
+    for key, value in facts.items():
+        if key in params and key not in cfg["model"]:
+            cfg["model"][key] = value
+
+
+def load_data(cfg: Mapping[str, Any], split: str) -> Any:
+    """``spikeforge.data.get(name, split, root=, limit=, **options)`` for the recipe's data section."""
+    from .. import data as data_mod
+
+    d = cfg["data"]
+    return data_mod.get(d["name"], split, root=d["root"], limit=d["limit"], **dict(d["options"] or {}))
+
+
+def encode_input(x: Tensor, kind: str, T: int) -> Tensor:
+    """Batch-first data -> time-first model input: static/points repeated T times (direct encoding), event
+    frames ``[B, T, 2, H, W]`` transposed to ``[T, B, 2, H, W]`` (their own T)."""
+    if kind == "events":
+        return encode.time_first(x)
+    if kind in ("static", "points"):
+        return encode.direct(x, T)
+    raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
+
+
+class _CrossEntropy:
+    """Plain CE on the readout (mean over T) of per-step logits; used only when ``spikeforge.losses`` is not
+    installed in this tree. ``L = CE(mean_t z_t, y)`` with optional label smoothing."""
+
+    needs_membranes = False
+    readout = "mean"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = float(label_smoothing)
+
+    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
+        return model(x)
+
+    def logits(self, outputs: Tensor) -> Tensor:
+        return outputs
+
+    def loss(self, outputs: Tensor, target: Tensor, *, membranes: Any = None,
+             progress: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+        loss = nn.functional.cross_entropy(outputs.mean(0), target, label_smoothing=self.label_smoothing)
+        return loss, {"ce": float(loss.detach())}
+
+
+def build_objective(cfg: Mapping[str, Any]) -> Any:
+    """The recipe's objective via ``spikeforge.losses.build_objective``; ``label_smoothing`` is passed on when the
+    objective accepts it."""
+    obj_cfg = dict(cfg["objective"])
+    ls = float(cfg.get("label_smoothing", 0.0) or 0.0)
+    try:
+        from ..losses import build_objective as _build
+    except ImportError:
+        if obj_cfg.get("name", "ce") != "ce":
+            raise ValueError(f"objective {obj_cfg.get('name')!r} needs spikeforge.losses, which is not "
+                             "available") from None
+        return _CrossEntropy(ls)
+    if ls and "label_smoothing" not in obj_cfg:
+        obj_cfg["label_smoothing"] = ls
+    return _build(obj_cfg)
+
+
+# --- optimiser ---------------------------------------------------------------------------------------------
+_NORM_TYPES: tuple[type, ...] = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, MembraneBN, BNTT2d)
+
+
+def _named_params_by_kind(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, str]]:
+    """Yield ``(name, param, kind)``; kind is 'neuron' (inside a spiking neuron, incl. its MPBN), 'norm',
+    'bias' or 'weight'. Each parameter once."""
+    seen: set[int] = set()
+    neuron_prefixes = [n for n, m in model.named_modules() if isinstance(m, Neuron)]
+    modules = dict(model.named_modules())
+    for name, p in model.named_parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        owner_name = name.rsplit(".", 1)[0] if "." in name else ""
+        owner = modules.get(owner_name)
+        if any(owner_name == q or owner_name.startswith(q + ".") for q in neuron_prefixes):
+            kind = "neuron"
+        elif isinstance(owner, _NORM_TYPES):
+            kind = "norm"
+        elif name.endswith("bias"):
+            kind = "bias"
+        else:
+            kind = "weight"
+        yield name, p, kind
+
+
+def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str]) -> list[dict[str, Any]]:
+    """Two groups: decayed weights and undecayed ``no_decay`` kinds (norm affine, biases, neuron parameters:
+    amplitudes, learnable thresholds/decays, MPBN affine)."""
+    decay, plain = [], []
+    for _, p, kind in _named_params_by_kind(model):
+        if not p.requires_grad:
+            continue
+        (plain if kind in no_decay else decay).append(p)
+    groups = [{"params": decay, "weight_decay": float(weight_decay)}]
+    if plain:
+        groups.append({"params": plain, "weight_decay": 0.0})
+    return groups
+
+
+def build_optimizer(cfg: Mapping[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    o = cfg["optim"]
+    groups = param_groups(model, o["weight_decay"], list(o["no_decay"]))
+    lr = float(o["lr"])
+    if o["name"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]))
+    cls = torch.optim.Adam if o["name"] == "adam" else torch.optim.AdamW
+    return cls(groups, lr=lr, betas=tuple(o["betas"]), eps=float(o["eps"]))  # type: ignore[arg-type]
+
+
+def lr_at(cfg: Mapping[str, Any], step: int, steps_per_epoch: int) -> float:
+    """Learning rate at optimiser step ``step`` (0-based), a pure function of the step (the schedule's state).
+
+    * warm-up (cosine/step/constant): linear from ``warmup_start_factor * lr`` to ``lr`` over ``warmup_epochs``;
+    * cosine: ``min_lr + (lr - min_lr) (1 + cos(pi p)) / 2``, p = progress after warm-up in [0, 1];
+    * step: ``lr * gamma ** floor(epoch / step_size)`` (StepLR on epochs);
+    * onecycle: cosine from ``lr/div_factor`` up to ``lr`` over ``pct_start`` of the steps, then cosine down to
+      ``lr/(div_factor*final_div_factor)`` (the one-cycle policy, arXiv:1708.07120).
+    """
+    s = cfg["schedule"]
+    base = float(cfg["optim"]["lr"])
+    total = max(1, int(cfg["epochs"]) * steps_per_epoch)
+    step = min(step, total - 1)
+    name = s["name"]
+    if name == "onecycle":
+        up = max(1, int(round(float(s["pct_start"]) * total)))
+        start, end = base / float(s["div_factor"]), base / (float(s["div_factor"]) * float(s["final_div_factor"]))
+        if step < up:
+            p = step / up
+            return start + (base - start) * (1 - math.cos(math.pi * p)) / 2
+        p = (step - up) / max(1, total - 1 - up)
+        return end + (base - end) * (1 + math.cos(math.pi * p)) / 2
+    warm = int(round(float(s["warmup_epochs"]) * steps_per_epoch))
+    if warm > 0 and step < warm:
+        f0 = float(s["warmup_start_factor"])
+        return base * (f0 + (1 - f0) * step / warm)
+    if name == "constant":
+        return base
+    if name == "step":
+        return base * float(s["gamma"]) ** (step // steps_per_epoch // int(s["step_size"]))
+    p = (step - warm) / max(1, total - warm)
+    lo = float(s["min_lr"])
+    return lo + (base - lo) * (1 + math.cos(math.pi * p)) / 2
