@@ -101,7 +101,7 @@ def test_normalize_and_augment():
     assert torch.allclose(off, off[:, :1].expand_as(off), atol=1e-6) and off.abs().max() <= 0.1
     d = P.random_point_dropout(n, max_ratio=0.875, generator=torch.Generator().manual_seed(1))
     changed = ~(d == n).all(-1)
-    assert torch.all((d[changed] == n[:, :1].expand_as(n)[changed]))  # replaced by the first point
+    assert torch.all(d[changed] == n[:, :1].expand_as(n)[changed])  # replaced by the first point
     assert d.shape == n.shape
 
 
@@ -117,26 +117,8 @@ def test_images_to_points():
     np.testing.assert_array_equal(pts, P.images_to_points(img, 2000, seed=0))
 
 
-def write_fake_modelnet(root, n_points=40):
-    rng = np.random.default_rng(0)
-    names = ["airplane", "night_stand"]
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "modelnet40_shape_names.txt").write_text("\n".join(names) + "\n")
-    train, test = [], []
-    for c in names:
-        (root / c).mkdir()
-        for i in range(1, 4):
-            sid = f"{c}_{i:04d}"
-            a = rng.normal(size=(n_points, 6)) * [3, 2, 1, 1, 1, 1] + [5, 0, 0, 0, 0, 0]
-            np.savetxt(root / c / f"{sid}.txt", a, fmt="%.6f", delimiter=",")
-            (test if i == 3 else train).append(sid)
-    (root / "modelnet40_train.txt").write_text("\n".join(train) + "\n")
-    (root / "modelnet40_test.txt").write_text("\n".join(test) + "\n")
-    return names
-
-
-def test_load_modelnet_txt(tmp_path):
-    names = write_fake_modelnet(tmp_path)
+def test_load_modelnet_txt(tmp_path, fakes):
+    names = fakes.modelnet(tmp_path)
     x, y, cls = P.load_modelnet(tmp_path, 40, "train", n_points=16)
     assert cls == names and x.shape == (4, 3, 16) and y.tolist() == [0, 0, 1, 1]
     assert np.allclose(np.linalg.norm(x, axis=1).max(1), 1, atol=1e-5)

@@ -71,64 +71,32 @@ def test_idx_missing_names_path(tmp_path):
     assert isinstance(ei.value, FileNotFoundError)
 
 
-def write_mnist_like(folder, n_train=12, n_test=5, gz=True, seed=0):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    out = {}
-    for split, n in (("train", n_train), ("test", n_test)):
-        x = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
-        y = (np.arange(n) % 10).astype(np.uint8)
-        pre = "train" if split == "train" else "t10k"
-        sfx = ".gz" if gz else ""
-        static.write_idx(folder / f"{pre}-images-idx3-ubyte{sfx}", x)
-        static.write_idx(folder / f"{pre}-labels-idx1-ubyte{sfx}", y)
-        out[split] = (x, y)
-    return out
-
-
-def test_load_idx_split(tmp_path):
-    ref = write_mnist_like(tmp_path, gz=False)
+def test_load_idx_split(tmp_path, fakes):
+    ref = fakes.mnist_like(tmp_path, gz=False)
     x, y = static.load_idx_split(tmp_path, "test")
     assert x.shape == (5, 1, 28, 28) and x.dtype == np.float32
     np.testing.assert_allclose(x[:, 0] * 255, ref["test"][0], atol=1e-3)
     np.testing.assert_array_equal(y, ref["test"][1])
 
 
-def test_load_idx_label_count_mismatch(tmp_path):
-    write_mnist_like(tmp_path)
+def test_load_idx_label_count_mismatch(tmp_path, fakes):
+    fakes.mnist_like(tmp_path)
     static.write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.zeros(4, np.uint8))
     with pytest.raises(CorruptFileError, match="4 labels for 5 images"):
         static.load_idx_split(tmp_path, "test")
 
 
-def _cifar_batch(n, seed, label_key=b"labels"):
-    rng = np.random.default_rng(seed)
-    return {b"batch_label": b"x", label_key: [int(v) for v in rng.integers(0, 10, n)],
-            b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"filenames": [b"a.png"] * n}
-
-
-def write_cifar10(folder, n=4):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate([f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]):
-        with open(folder / name, "wb") as f:
-            pickle.dump(_cifar_batch(n, i), f, protocol=2)
-    with open(folder / "batches.meta", "wb") as f:
-        names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship",
-                 b"truck"]
-        pickle.dump({b"label_names": names, b"num_cases_per_batch": n}, f, protocol=2)
-
-
-def test_cifar10_roundtrip(tmp_path):
-    write_cifar10(tmp_path)
+def test_cifar10_roundtrip(tmp_path, fakes):
+    fakes.cifar10(tmp_path)
     x, y, classes = static.load_cifar10(tmp_path, "train")
     assert x.shape == (20, 3, 32, 32) and y.shape == (20,) and classes[0] == "airplane"
-    b = _cifar_batch(4, 0)
+    b = fakes.batch(4, 0)
     np.testing.assert_allclose(x[0, 1, 0, :3] * 255, b[b"data"][0, 1024:1027], atol=1e-3)  # G plane row 0
 
 
-def test_cifar100_fine_and_coarse(tmp_path):
+def test_cifar100_fine_and_coarse(tmp_path, fakes):
     for split in ("train", "test"):
-        d = _cifar_batch(3, 0, b"fine_labels")
+        d = fakes.batch(3, 0, b"fine_labels")
         d[b"coarse_labels"] = [1, 2, 3]
         with open(tmp_path / split, "wb") as f:
             pickle.dump(d, f, protocol=2)
@@ -141,22 +109,22 @@ class _Evil:
         return (os.system, ("echo pwned",))
 
 
-def test_restricted_unpickler_refuses_code(tmp_path):
+def test_restricted_unpickler_refuses_code(tmp_path, fakes):
     p = tmp_path / "data_batch_1"
     p.write_bytes(pickle.dumps({b"data": _Evil()}, protocol=2))
     with pytest.raises(CorruptFileError, match="not allowed"):
         static.read_cifar_batch(p)
 
 
-def test_cifar_truncated(tmp_path):
+def test_cifar_truncated(tmp_path, fakes):
     p = tmp_path / "test_batch"
-    p.write_bytes(pickle.dumps(_cifar_batch(4, 0), protocol=2)[:500])
+    p.write_bytes(pickle.dumps(fakes.batch(4, 0), protocol=2)[:500])
     with pytest.raises(CorruptFileError) as ei:
         static.read_cifar_batch(p)
     assert str(p) in str(ei.value)
 
 
-def test_cifar_bad_shape(tmp_path):
+def test_cifar_bad_shape(tmp_path, fakes):
     p = tmp_path / "b"
     p.write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}, protocol=2))
     with pytest.raises(CorruptFileError, match=r"uint8 \[N, 3072\]"):

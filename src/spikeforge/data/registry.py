@@ -345,7 +345,7 @@ _EVENT_OPTS = {"T": 10, "split_by": "number", "cache_dir": None, "denoise_us": N
 
 
 def _ev_meta(o: dict) -> dict:
-    return _ev_meta(o)
+    return {"T": o["T"], "split_by": o["split_by"], "channels": ["OFF", "ON"]}
 
 
 def _nmnist_load(split, folder, limit, o):
