@@ -1,0 +1,143 @@
+"""``verify_fold``: how exactly a folded model reproduces the trained one."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..neurons import observe, spiking_neurons
+
+__all__ = ["FoldReport", "verify_fold"]
+
+
+class FoldReport(float):
+    """The result of :func:`verify_fold`. It *is* a float — the maximal logit deviation ``max_dev`` — so
+    ``verify_fold(...) < 1e-5`` keeps working, and carries the details as attributes:
+
+    * ``max_dev`` — ``max |Δ logits| / max |logits|`` in float64;
+    * ``logits_max_abs`` — ``max |logits|`` of the trained model (float64);
+    * ``spikes_equal`` — every spiking layer's spikes identical (float64), layers matched by qualified name;
+    * ``layer_mismatch`` / ``layer_size`` — number of differing spike entries / entries per layer;
+    * ``spike_values`` — distinct spike values per folded layer; ``spike_values_ok`` — all within {0, 1}
+      (binary neurons) or {−1, 0, 1} (ternary);
+    * ``float32_spike_agreement`` — fraction of equal spike entries over all layers in float32;
+    * ``float32_prediction_agreement`` — fraction of equal predicted classes (argmax of the mean over T) in
+      float32.
+    """
+
+    max_dev: float
+    logits_max_abs: float
+    spikes_equal: bool
+    layer_mismatch: dict[str, int]
+    layer_size: dict[str, int]
+    spike_values: dict[str, list[float]]
+    spike_values_ok: bool
+    float32_spike_agreement: float
+    float32_prediction_agreement: float
+
+    def __new__(cls, max_dev: float, **details: Any) -> FoldReport:
+        obj = super().__new__(cls, max_dev)
+        obj.__dict__.update(details, max_dev=float(max_dev))
+        return obj
+
+    def ok(self, tol: float = 1e-5) -> bool:
+        """Logits within ``tol`` (relative), identical spikes and plain spike values."""
+        return self.max_dev <= tol and self.spikes_equal and self.spike_values_ok
+
+    def __repr__(self) -> str:
+        bad = {k: v for k, v in self.layer_mismatch.items() if v}
+        return (f"FoldReport(max_dev={self.max_dev:.3g}, spikes_equal={self.spikes_equal}, "
+                f"spike_values_ok={self.spike_values_ok}, float32_spike_agreement={self.float32_spike_agreement:.6f}, "
+                f"float32_prediction_agreement={self.float32_prediction_agreement:.4f}"
+                + (f", mismatching_layers={bad}" if bad else "") + ")")
+
+    __str__ = __repr__
+
+
+def _logits(out: Any) -> Tensor:
+    if isinstance(out, Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
+        return out[0]
+    if isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
+        return out["logits"]
+    raise TypeError(f"verify_fold needs the model to return logits (a tensor, a tuple starting with one, or a dict "
+                    f"with 'logits'), got {type(out).__name__}")
+
+
+def _run(model: nn.Module, x: Any, seed: int) -> tuple[Tensor, dict[str, Tensor], dict[str, str]]:
+    names = {id(m): n for n, m in spiking_neurons(model)}
+    kinds = {n: m.spec.spike for n, m in spiking_neurons(model)}
+    rec: dict[str, list[Tensor]] = {}
+
+    def record(neuron: nn.Module, _fire_input: Tensor, spikes: Tensor) -> None:
+        rec.setdefault(names[id(neuron)], []).append(spikes.detach())
+
+    with torch.no_grad(), observe(model, record):
+        torch.manual_seed(seed)
+        out = _logits(model(x))
+    return out, {k: torch.cat([t.flatten() for t in v]) for k, v in rec.items()}, kinds
+
+
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    if isinstance(x, Tensor):
+        return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, (tuple, list)):
+        return type(x)(_cast(v, dtype) for v in x)
+    return x
+
+
+def _predictions(logits: Tensor) -> Tensor:
+    return (logits.mean(0) if logits.ndim >= 3 else logits).argmax(-1)
+
+
+def verify_fold(model: nn.Module, folded: nn.Module, x: Any, *, seed: int = 0) -> FoldReport:
+    """Compare ``model`` and ``folded`` on input ``x`` (``[T, B, ...]``); see :class:`FoldReport`.
+
+    Both run on deep copies in eval mode with the RNG seeded to ``seed`` before each forward (so a random initial
+    membrane used at inference, e.g. Spiking PointNet's, draws the same values), first in float64, then in float32.
+    """
+    a64, f64 = (copy.deepcopy(m).double().eval() for m in (model, folded))
+    xa = _cast(x, torch.float64)
+    la, sa, _ = _run(a64, xa, seed)
+    lf, sf, kinds = _run(f64, xa, seed)
+    if la.shape != lf.shape:
+        raise ValueError(f"the models disagree on the output shape: {tuple(la.shape)} vs {tuple(lf.shape)}")
+    scale = float(la.abs().max())
+    max_dev = float((la - lf).abs().max()) / max(scale, 1e-30)
+    mismatch: dict[str, int] = {}
+    size: dict[str, int] = {}
+    for name in sorted(set(sa) | set(sf)):
+        s1, s2 = sa.get(name), sf.get(name)
+        size[name] = int(s1.numel()) if s1 is not None else int(s2.numel())  # type: ignore[union-attr]
+        if s1 is None or s2 is None or s1.shape != s2.shape:
+            mismatch[name] = size[name]
+        else:
+            mismatch[name] = int((s1 != s2).sum())
+    values: dict[str, list[float]] = {}
+    values_ok = True
+    for name, s in sf.items():
+        vals = sorted(float(v) for v in torch.unique(s))
+        values[name] = vals
+        allowed = {0.0, 1.0} if kinds.get(name) == "binary" else {-1.0, 0.0, 1.0}
+        values_ok &= set(vals) <= allowed
+
+    a32, f32 = (copy.deepcopy(m).float().eval() for m in (model, folded))
+    x32 = _cast(x, torch.float32)
+    l1, s1_, _ = _run(a32, x32, seed)
+    l2, s2_, _ = _run(f32, x32, seed)
+    equal = total = 0
+    for name in set(s1_) | set(s2_):
+        u, v = s1_.get(name), s2_.get(name)
+        n = int(u.numel()) if u is not None else int(v.numel())  # type: ignore[union-attr]
+        total += n
+        if u is not None and v is not None and u.shape == v.shape:
+            equal += int((u == v).sum())
+    pred_agree = float((_predictions(l1) == _predictions(l2)).double().mean())
+    return FoldReport(
+        max_dev, logits_max_abs=scale, spikes_equal=not any(mismatch.values()), layer_mismatch=mismatch,
+        layer_size=size, spike_values=values, spike_values_ok=values_ok,
+        float32_spike_agreement=equal / total if total else 1.0, float32_prediction_agreement=pred_agree)
