@@ -141,13 +141,15 @@ def _encode(x: Tensor, encoding: str, T: int | None) -> Tensor:
 
 def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, encoding: str = "auto",
             e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ, max_batches: int | None = None,
-            device: torch.device | str | None = None, reservoir_size: int = 4096, seed: int = 0) -> EnergyReport:
+            device: torch.device | str | None = None, reservoir_size: int = 4096, seed: int = 0,
+            sop_mode: str = "nonzero") -> EnergyReport:
     """Run ``model`` (eval mode, no grad) over ``batches`` with a :class:`Monitor` and return the energy report.
 
     ``batches`` yields input tensors or ``(x, y, ...)`` tuples of batch-first data. ``encoding='auto'`` uses the
     model's ``input_kind``: ``static``/``points`` → :func:`spikeforge.encode.direct` (needs ``T``), ``events`` →
     :func:`spikeforge.encode.time_first`; ``'none'`` feeds ``x`` unchanged (already ``[T, B, ...]``). The
     model's train/eval mode is restored afterwards; the report's ``monitor`` holds the per-layer records.
+    ``sop_mode`` is passed to :class:`Monitor`.
     """
     if encoding == "auto":
         kind = getattr(model, "input_kind", "static")
@@ -157,7 +159,7 @@ def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, e
     model.eval()
     seen = 0
     try:
-        with Monitor(model, reservoir_size=reservoir_size, seed=seed) as mon, torch.no_grad():
+        with Monitor(model, reservoir_size=reservoir_size, seed=seed, sop_mode=sop_mode) as mon, torch.no_grad():
             for i, batch in enumerate(batches):
                 if max_batches is not None and i >= max_batches:
                     break

@@ -14,9 +14,11 @@ is decided per call, first by **provenance** — the input is (a view of) a ``Ne
 or the output of a shape-only layer (Flatten/Identity/Dropout), average pool or max pool applied to such a tensor —
 then by the exact **value rule** of :func:`spikeforge.analysis.ops.spike_events`. Provenance is what makes
 channel- and element-wise amplitudes (``a ⊙ s``, Real Spike) count as spikes before folding exactly as the plain
-spikes after folding. An average pool over spikes carries event counts: ``conv(avgpool(s))`` equals a conv with the
-pool folded into its kernel acting on ``s``, so every spike in a window costs the window's fan-out (SOPs use the
-window sums). Calls with real-valued input (the direct-encoded image of the first layer) are charged dense MACs.
+spikes after folding. An average pool over spikes forwards event counts (window sums): ``conv(avgpool(s))`` is a
+conv with the pool folded into its kernel acting on ``s``. How these count is ``sop_mode``: ``'nonzero'`` (default,
+the papers' ``fr · FLOPs`` convention) charges one accumulation per non-zero input element and fan-out;
+``'events'`` weights each element by the spike events it carries. Calls with real-valued input (the direct-encoded
+image of the first layer) are charged dense MACs.
 """
 
 from __future__ import annotations
@@ -274,17 +276,25 @@ class Monitor:
         reservoir_size: membrane values kept per spiking layer (0 disables membrane recording).
         seed: seed of the reservoir sampling (reproducible samples).
         raster_neurons: neurons per layer whose spike train (first sample of the first batch) is kept.
+        sop_mode: ``'nonzero'`` (default) — one accumulation per non-zero input element and fan-out, so an
+            average-pooled spike map costs its non-zero pooled positions (the ``fr · FLOPs`` convention of the
+            papers; SOPs never exceed the dense MACs); ``'events'`` — weighted by the number of spike events the
+            element carries (window sums of pooled spikes, integer sums such as SEW ADD), the count of an
+            implementation that folds the pool into the next layer and stays accumulate-only.
 
     Use ``with Monitor(model) as mon: ...`` or :meth:`attach` / :meth:`detach`. The model is never modified:
     only hooks and an observer callback are registered, and :meth:`detach` removes all of them.
     """
 
     def __init__(self, model: nn.Module, *, reservoir_size: int = 4096, seed: int = 0, raster_neurons: int = 16,
-                 attach: bool = True):
+                 sop_mode: str = "nonzero", attach: bool = True):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Monitor needs a torch.nn.Module, got {type(model).__name__}")
         if raster_neurons < 0:
             raise ValueError(f"raster_neurons must be >= 0, got {raster_neurons}")
+        if sop_mode not in ("nonzero", "events"):
+            raise ValueError(f"sop_mode must be 'nonzero' or 'events', got {sop_mode!r}")
+        self.sop_mode = sop_mode
         self.model = model
         self.reservoir_size = int(reservoir_size)
         self.seed = int(seed)
@@ -443,6 +453,8 @@ class Monitor:
                     rec.real_calls += 1
                     rec.charged_macs += macs
                 else:
+                    if self.sop_mode == "nonzero":
+                        ev = (ev != 0).to(ev.dtype)
                     rec.spike_calls += 1
                     rec.sops += sops(rec.geometry, ev)
                     rec.input_events += float(ev.sum(dtype=torch.float64))
