@@ -81,42 +81,19 @@ def encode_input(x: Tensor, kind: str, T: int) -> Tensor:
     raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
 
 
-class _CrossEntropy:
-    """Plain CE on the readout (mean over T) of per-step logits; used only when ``spikeforge.losses`` is not
-    installed in this tree. ``L = CE(mean_t z_t, y)`` with optional label smoothing."""
-
-    needs_membranes = False
-    readout = "mean"
-
-    def __init__(self, label_smoothing: float = 0.0) -> None:
-        self.label_smoothing = float(label_smoothing)
-
-    def forward(self, model: nn.Module, x: Tensor) -> Tensor:
-        return model(x)
-
-    def logits(self, outputs: Tensor) -> Tensor:
-        return outputs
-
-    def loss(self, outputs: Tensor, target: Tensor, *, membranes: Any = None,
-             progress: float = 0.0) -> tuple[Tensor, dict[str, float]]:
-        loss = nn.functional.cross_entropy(outputs.mean(0), target, label_smoothing=self.label_smoothing)
-        return loss, {"ce": float(loss.detach())}
-
-
 def build_objective(cfg: Mapping[str, Any]) -> Any:
-    """The recipe's objective via ``spikeforge.losses.build_objective``; ``label_smoothing`` is passed on when the
-    objective accepts it."""
+    """The recipe's objective via :func:`spikeforge.losses.build_objective`; the top-level ``label_smoothing`` is
+    passed on (objectives without that option reject a non-zero value)."""
+    from ..losses import build_objective as _build
+
     obj_cfg = dict(cfg["objective"])
     ls = float(cfg.get("label_smoothing", 0.0) or 0.0)
-    try:
-        from ..losses import build_objective as _build
-    except ImportError:
-        if obj_cfg.get("name", "ce") != "ce":
-            raise ValueError(f"objective {obj_cfg.get('name')!r} needs spikeforge.losses, which is not "
-                             "available") from None
-        return _CrossEntropy(ls)
     if ls and "label_smoothing" not in obj_cfg:
-        obj_cfg["label_smoothing"] = ls
+        try:
+            return _build({**obj_cfg, "label_smoothing": ls})
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"label_smoothing={ls} cannot be applied to objective {obj_cfg.get('name')!r}: "
+                             f"{exc}") from None
     return _build(obj_cfg)
 
 

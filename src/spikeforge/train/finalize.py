@@ -38,15 +38,13 @@ def fold_and_verify(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float
     return folded, float(dev)
 
 
-def measure_energy(model: nn.Module, x: torch.Tensor, T: int, batch: int = 64) -> dict[str, Any]:
-    """:func:`spikeforge.analysis.measure` on test samples -> its ``EnergyReport.to_dict()``."""
+def measure_energy(model: nn.Module, x: torch.Tensor, T: int, batch: int = 64) -> Any:
+    """:func:`spikeforge.analysis.measure` (firing rates, SOPs, energy) on batch-first samples ``x[N, ...]``;
+    the model's ``input_kind`` selects the encoding. Returns the ``EnergyReport``."""
     from ..analysis import measure
 
     batches = [x[i:i + batch] for i in range(0, x.shape[0], batch)]
-    model.eval()
-    with torch.no_grad():
-        report = measure(model, batches, T=T)
-    return dict(report.to_dict())
+    return measure(model, batches, T=T)
 
 
 def t_sweep_values(spec: Any) -> list[int]:
@@ -65,21 +63,21 @@ def t_sweep_values(spec: Any) -> list[int]:
 def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, kind: str, Ts: list[int],
           batch_size: int, device: torch.device) -> dict[int, float]:
     """Test accuracy per T (the "train at T=1, test at T>1" protocol of Spiking PointNet, arXiv:2310.06232)."""
-    try:
-        from .sweep import sweep_accuracy
-    except ImportError:
-        sweep_accuracy = None
-    if sweep_accuracy is not None:
-        try:
-            res = sweep_accuracy(model, x, y, Ts, kind=kind, batch_size=batch_size, device=device,
-                                 readout=getattr(objective, "readout", "mean"))
-            return {int(k): float(v) for k, v in dict(res).items()}
-        except TypeError:
-            pass  # different signature: fall back to the trainer's evaluator
-    from .trainer import evaluate
+    from ..encode import direct, time_first
+    from .sweep import sweep_accuracy
 
-    return {T: evaluate(model, objective, x, y, T=T, kind=kind, batch_size=batch_size, device=device)[1]
-            for T in Ts}
+    T_max = max(Ts)
+    if kind == "events":  # event frames carry their own T: sweep over prefixes of the recorded frames
+        T_max = min(T_max, int(x.shape[1]))
+
+        def encode(xb: torch.Tensor, T: int) -> torch.Tensor:
+            return time_first(xb)[:T]
+    else:
+        encode = direct
+    batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    res = sweep_accuracy(model, batches, T_max, encode=encode, readout=getattr(objective, "readout", "mean"),
+                         forward=lambda m, xb: objective.logits(objective.forward(m, xb)), device=device)
+    return {T: res[T] for T in Ts if T in res}
 
 
 def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
@@ -103,13 +101,16 @@ def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
             metrics["fold_max_dev"] = _num(dev)
             ckpt.save_tensors(out / "folded.safetensors", folded.state_dict())
             metrics["fold_seconds"] = round(time.perf_counter() - t0, 3)
-        except (ImportError, NotImplementedError) as exc:
-            notes.append(f"fold not available: {exc}")
+        except (ImportError, NotImplementedError, ValueError) as exc:  # FoldError is a ValueError
+            metrics["fold_error"] = str(exc)
+            notes.append(f"fold failed: {exc}")
+            if tr.verbose:
+                print(f"warning: the model could not be folded: {exc}", flush=True)
     if cfg["analysis"]["enabled"]:
         try:
             n = int(cfg["analysis"]["samples"])
-            energy = measure_energy(model, tr._test_inputs(n, tr.eval_T), tr.eval_T)
-            metrics.update({k: energy[k] for k in ("sops", "macs", "energy_pj", "ann_energy_pj") if k in energy})
+            energy = measure_energy(model, tr.test_set.x[:n].to(tr.device), tr.eval_T).to_dict()
+            metrics.update({k: energy[k] for k in ("sops", "macs", "energy_pj", "ann_energy_pj", "mean_firing_rate") if k in energy})
             if "firing_rates" in energy:
                 metrics["firing_rates"] = energy["firing_rates"]
             metrics["energy"] = energy

@@ -16,7 +16,6 @@ to an uninterrupted run.
 from __future__ import annotations
 
 import csv
-import math
 import os
 import random
 import sys
@@ -30,7 +29,6 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from ..neurons import observe, spiking_neurons
 from . import checkpoint as ckpt
 from .builders import (
     build_model,
@@ -198,7 +196,6 @@ class Trainer:
         self.T, self.eval_T = int(cfg["T"]), int(cfg["eval_T"] or cfg["T"])
         self.start_epoch, self.global_step, self.best_acc, self.best_epoch = 0, 0, -1.0, 0
         self.train_seconds = 0.0
-        self._names = {id(m): name for name, m in spiking_neurons(self.raw_model)}
         self._csv_fields: list[str] | None = None
         self._tb: Any = None
         if self.resume:
@@ -314,16 +311,9 @@ class Trainer:
         return shuffle, augment
 
     def _forward_loss(self, xb: Tensor, yb: Tensor, progress: float) -> tuple[Tensor, dict[str, float], Tensor]:
-        membranes: list[tuple[str, Tensor]] = []
-
-        def collect(neuron: nn.Module, fire_input: Tensor, spikes: Tensor) -> None:
-            membranes.append((self._names.get(id(neuron), "?"), fire_input))
-
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            if getattr(self.objective, "needs_membranes", False):
-                with observe(self.raw_model, collect):
-                    outputs = self.objective.forward(self.model, xb)
-            else:
+            # records (name, fire_input) per neuron call when the objective needs membranes (RMP/IM-Loss)
+            with self.objective.observe(self.raw_model) as membranes:
                 outputs = self.objective.forward(self.model, xb)
             loss, parts = self.objective.loss(outputs, yb, membranes=membranes, progress=progress)
         logits = _readout(self.objective.logits(outputs).detach().float(), getattr(self.objective, "readout",
