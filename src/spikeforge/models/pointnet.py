@@ -124,6 +124,28 @@ class TNet(nn.Sequential):
         self.k = k
 
 
+class _LastTransform:
+    """Holds the feature transform of the last forward call (with its autograd graph, for the regulariser).
+
+    Copies and pickles of the model start empty: a non-leaf tensor cannot be deep-copied, and the value belongs
+    to one call, not to the model's state.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: Tensor | None = None
+
+    def __deepcopy__(self, memo: dict) -> _LastTransform:
+        return _LastTransform()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.value = None
+
+
 def _neuron(cfg: NeuronConfig, feature_shape: tuple[int | None, ...]) -> Neuron:
     return Neuron(cfg, feature_shape)
 
@@ -164,7 +186,7 @@ class SpikingPointNet(SpikingModel):
             Linear(f2, num_classes),
         )
         init_conv_linear(self)
-        self._last_feature_transform: Tensor | None = None
+        self._last = _LastTransform()
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 4 or x.shape[2] != self.in_channels:
@@ -172,21 +194,21 @@ class SpikingPointNet(SpikingModel):
         x = self.input_transform(x, self.stn(x))
         s1 = self.mlp1(x)
         a64 = self.fstn(s1)
-        self._last_feature_transform = a64
+        self._last.value = a64
         g = self.pool(self.mlp2(self.feature_transform(s1, a64)))
         return self.head(g)
 
     def feature_transform_regularizer(self, squared: bool = False) -> Tensor:
         """``mean ‖I − A Aᵀ‖_F`` (or its square) of the feature transform ``A`` of this model's last forward call,
         in the autograd graph of that call. Raises if the model has not run yet."""
-        if self._last_feature_transform is None:
+        if self._last.value is None:
             raise RuntimeError("feature_transform_regularizer() needs a forward call first")
-        return feature_transform_regularizer(self._last_feature_transform, squared)
+        return feature_transform_regularizer(self._last.value, squared)
 
     @property
     def last_feature_transform(self) -> Tensor | None:
         """The feature transform ``A[T, B, k, k]`` of the last forward call (None before the first)."""
-        return self._last_feature_transform
+        return self._last.value
 
 
 @register_model
