@@ -110,7 +110,8 @@ def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
         try:
             n = int(cfg["analysis"]["samples"])
             energy = measure_energy(model, tr.test_set.x[:n].to(tr.device), tr.eval_T).to_dict()
-            metrics.update({k: energy[k] for k in ("sops", "macs", "energy_pj", "ann_energy_pj", "mean_firing_rate") if k in energy})
+            keys = ("sops", "macs", "energy_pj", "ann_energy_pj", "mean_firing_rate")
+            metrics.update({k: energy[k] for k in keys if k in energy})
             if "firing_rates" in energy:
                 metrics["firing_rates"] = energy["firing_rates"]
             metrics["energy"] = energy
