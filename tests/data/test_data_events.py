@@ -22,7 +22,8 @@ def _ev(rows=ROWS):
 def test_split_by_number_hand_counted():
     f = E.events_to_frames(_ev(), T=3, size=(2, 3), split_by="number")
     assert f.shape == (3, 2, 2, 3) and f.dtype == np.float32
-    # 8 events -> chunks of 3, 3, 2 in time order: [0,10,20] [30,40,50] [100,110]; 50 is off-sensor
+    # t=50 lies off the 2x3 sensor and is dropped first; 7 events -> chunks of 3, 2, 2:
+    # [0,10,20] [30,40] [100,110]
     exp = np.zeros((3, 2, 2, 3), np.float32)
     exp[0, 1, 0, 0] = 1  # t=0 ON (0,0)
     exp[0, 0, 0, 1] = 1  # t=10 OFF (y0,x1)
@@ -129,3 +130,9 @@ def test_frame_cache(tmp_path, monkeypatch):
     for p in cache.glob("*.npz"):
         p.write_bytes(b"junk")
     np.testing.assert_array_equal(E.cached_frames(rec, 2, (34, 34), "number", cache_dir=cache), f3)
+
+
+def test_off_sensor_events_do_not_count_in_number_split():
+    ev = ef.make_events([0, 1, 2, 3], [0, 50, 0, 0], [0, 0, 0, 0], [1, 1, 1, 1])
+    f = E.events_to_frames(ev, T=2, size=(1, 1), split_by="number")
+    assert f[:, 1, 0, 0].tolist() == [2, 1]

@@ -24,6 +24,7 @@ from .event_formats import read_events
 __all__ = [
     "events_to_frames",
     "frames_from_columns",
+    "bin_events",
     "render_grey",
     "denoise",
     "crop",
@@ -43,6 +44,66 @@ def sensor_size(events: np.ndarray) -> tuple[int, int]:
     return int(events["y"].max()) + 1, int(events["x"].max()) + 1
 
 
+def bin_events(
+    sample: np.ndarray,
+    t: np.ndarray,
+    pix: np.ndarray,
+    p: np.ndarray,
+    n_samples: int,
+    T: int,
+    n_pix: int,
+    split_by: SplitBy = "number",
+    time_sorted: bool = False,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
+    """Count events into ``float32 [n_samples, T, 2, n_pix]`` given flat pixel indices
+    ``pix in [0, n_pix)`` (see :func:`events_to_frames` for the binning rules).
+
+    ``time_sorted=True`` promises the columns are already in time order (any sample order),
+    which replaces the (sample, t) sort by a linear-time stable sort on ``sample``.
+    ``out`` (float32, ``n_samples * T * 2 * n_pix`` elements) receives the counts in place."""
+    if T < 1:
+        raise ValueError("T must be >= 1")
+    if split_by not in ("number", "time"):
+        raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+    total = n_samples * T * 2 * n_pix
+    if out is None:
+        out = np.empty((n_samples, T, 2, n_pix), np.float32)
+    elif out.size != total:
+        raise ValueError(f"out has {out.size} elements, expected {total}")
+    if len(t) == 0:
+        out[...] = 0
+        return out
+    sample = np.asarray(sample)
+    t = np.asarray(t, np.int64)
+    it = np.int32 if total < 2**31 and len(t) < 2**31 else np.int64  # int32 halves memory traffic
+    b = sample.astype(it, copy=False)
+    if time_sorted:
+        order = np.argsort(b.astype(np.uint16) if n_samples <= 65536 else b, kind="stable")  # radix
+    else:
+        order = np.lexsort((t, b))  # by sample, then time; stable
+    counts = np.bincount(b, minlength=n_samples).astype(it)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(it)
+    if split_by == "number":
+        # rank of each event within its sample in time order, written back in the input order;
+        # np.array_split convention: the first n % T frames get one extra event.
+        rank = np.empty(len(t), it)
+        rank[order] = np.arange(len(t), dtype=it) - np.repeat(starts, counts)
+        base, rem = counts // T, counts % T
+        big = (rem * (base + 1))[b]
+        k = np.where(rank < big, rank // (base + 1)[b], rem[b] + (rank - big) // np.maximum(base, 1)[b])
+    else:
+        nz = counts > 0
+        t0 = np.zeros(n_samples, np.int64)
+        t1 = np.zeros(n_samples, np.int64)
+        t0[nz] = t[order[starts[nz]]]
+        t1[nz] = t[order[starts[nz] + counts[nz] - 1]]
+        k = (((t - t0[b]) * T) // (t1 - t0 + 1)[b]).astype(it)  # slice k = [t0 + kD/T, t0 + (k+1)D/T)
+    flat = ((b * T + k) * 2 + (np.asarray(p) > 0).astype(it)) * n_pix + np.asarray(pix).astype(it, copy=False)
+    out.reshape(-1)[...] = np.bincount(flat, minlength=total)
+    return out
+
+
 def frames_from_columns(
     sample: np.ndarray,
     t: np.ndarray,
@@ -54,59 +115,17 @@ def frames_from_columns(
     size: tuple[int, int],
     split_by: SplitBy = "number",
     time_sorted: bool = False,
-    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Batched :func:`events_to_frames`: events of many recordings given as columns with a
-    ``sample`` index; returns ``float32 [n_samples, T, 2, H, W]``. Same binning rules per sample.
-    ``time_sorted=True`` promises the columns are already in time order (any sample order),
-    which replaces the (sample, t) sort by a linear-time stable sort on ``sample``.
-    ``out`` (float32 ``[n_samples, T, 2, H, W]``) receives the result in place if given."""
-    if T < 1:
-        raise ValueError("T must be >= 1")
-    if split_by not in ("number", "time"):
-        raise ValueError(f"split_by must be 'number' or 'time', got {split_by!r}")
+    ``sample`` index; returns ``float32 [n_samples, T, 2, H, W]``. Same binning rules per sample
+    (events outside the sensor are dropped before the split)."""
     H, W = int(size[0]), int(size[1])
-    shape = (n_samples, T, 2, H, W)
-    if out is None:
-        out = np.empty(shape, np.float32)
-    elif out.shape != shape:
-        raise ValueError(f"out has shape {out.shape}, expected {shape}")
-    if len(t) == 0:
-        out[...] = 0
-        return out
-    sample = np.asarray(sample)
-    t = np.asarray(t, np.int64)
-    if time_sorted:
-        key = sample.astype(np.uint16) if n_samples <= 65536 else sample  # uint16: radix sort
-        order = np.argsort(key, kind="stable")
-    else:
-        order = np.lexsort((t, sample))  # by sample, then time; stable
-    total = n_samples * T * 2 * H * W
-    it = np.int32 if total < 2**31 and len(t) < 2**31 else np.int64  # int32 halves memory traffic
-    b = sample.astype(it)
-    counts = np.bincount(b, minlength=n_samples).astype(it)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(it)
-    # rank of each event within its sample in time order (computed in the original order)
-    rank = np.empty(len(t), it)
-    rank[order] = np.arange(len(t), dtype=it) - np.repeat(starts, counts)
-    if split_by == "number":
-        # np.array_split convention: the first n % T frames get one extra event.
-        base, rem = counts // T, counts % T
-        big = (rem * (base + 1))[b]
-        k = np.where(rank < big, rank // (base + 1)[b], rem[b] + (rank - big) // np.maximum(base, 1)[b])
-    else:
-        nz = counts > 0
-        t0 = np.zeros(n_samples, np.int64)
-        t1 = np.zeros(n_samples, np.int64)
-        t0[nz] = t[order[starts[nz]]]
-        t1[nz] = t[order[starts[nz] + counts[nz] - 1]]
-        k = (((t - t0[b]) * T) // (t1 - t0 + 1)[b]).astype(it)  # slice k = [t0 + kD/T, t0 + (k+1)D/T)
-    xs, ys = np.asarray(x).astype(it), np.asarray(y).astype(it)
-    ps = (np.asarray(p) > 0).astype(it)
+    xs, ys = np.asarray(x, np.int64), np.asarray(y, np.int64)
     ok = (xs >= 0) & (xs < W) & (ys >= 0) & (ys < H)
-    flat = (((b * T + k) * 2 + ps) * H + ys) * W + xs
-    out[...] = np.bincount(flat if ok.all() else flat[ok], minlength=total).reshape(shape)
-    return out
+    if not ok.all():
+        sample, t, xs, ys, p = np.asarray(sample)[ok], np.asarray(t)[ok], xs[ok], ys[ok], np.asarray(p)[ok]
+    out = bin_events(sample, t, ys * W + xs, p, n_samples, T, H * W, split_by, time_sorted)
+    return out.reshape(n_samples, T, 2, H, W)
 
 
 def events_to_frames(
@@ -122,7 +141,8 @@ def events_to_frames(
     * ``split_by='time'``: with ``t0 = min t``, ``D = max t - t0 + 1``, an event goes to frame
       ``floor((t - t0) * T / D)``, i.e. ``T`` equal slices of the recording's duration.
 
-    Channel 0 = OFF (p = 0), channel 1 = ON (p = 1). Events outside ``size = (H, W)`` are dropped.
+    Channel 0 = OFF (p = 0), channel 1 = ON (p = 1). Events outside ``size = (H, W)`` are
+    dropped first (they do not count towards the ``'number'`` split).
     """
     zeros = np.zeros(len(events), np.int64)
     return frames_from_columns(zeros, events["t"], events["x"], events["y"], events["p"], 1, T, size,
