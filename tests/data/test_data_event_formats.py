@@ -53,21 +53,24 @@ def test_nmnist_writer_validates(tmp_path):
 # --------------------------------------------------------------------------------- AEDAT 2.0
 def test_aedat2_hand_built(tmp_path):
     header = b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\n# Timestamps tick is 1 us\r\n"
-    # DVS128 address: y << 8 | x << 1 | p ; one external event (bit 15) is dropped
-    recs = [((5 << 8) | (100 << 1) | 1, 10), ((127 << 8) | (0 << 1) | 0, 20), (0x8000, 25), ((1 << 8) | 2, 30)]
+    # DVS128 address: raw_y << 8 | raw_x << 1 | bit0 (1 = OFF); one external event (bit 15) is dropped
+    recs = [((5 << 8) | (100 << 1) | 0, 10), ((127 << 8) | (0 << 1) | 1, 20), (0x8000, 25), ((1 << 8) | 3, 30)]
     body = b"".join(struct.pack(">II", a, t) for a, t in recs)
     p = tmp_path / "cifar10_cat_0.aedat"
     p.write_bytes(header + body)
-    ev = ef.read_events(p)
-    assert ev.tolist() == [(10, 100, 5, 1), (20, 0, 127, 0), (30, 1, 1, 0)]
-    ef.write_aedat2(tmp_path / "w.aedat", ev)
-    w = (tmp_path / "w.aedat").read_bytes()
-    assert w.startswith(b"#!AER-DAT2.0\r\n")
-    np.testing.assert_array_equal(ef.read_events(tmp_path / "w.aedat"), ev)
+    raw = ef.read_aedat2(p, orientation="raw")
+    assert raw.tolist() == [(10, 100, 5, 1), (20, 0, 127, 0), (30, 1, 1, 0)]
+    up = ef.read_events(p)  # upright: x = 127 - raw_y, y = 127 - raw_x
+    assert up.tolist() == [(10, 122, 27, 1), (20, 0, 127, 0), (30, 126, 126, 0)]
+    for orient, ev in (("raw", raw), ("upright", up)):
+        ef.write_aedat2(tmp_path / "w.aedat", ev, orientation=orient)
+        w = (tmp_path / "w.aedat").read_bytes()
+        assert w.startswith(b"#!AER-DAT2.0\r\n")
+        assert w.endswith(body[:8 * 2] + body[8 * 3:])  # byte-exact records (external one dropped)
 
 
 def test_aedat2_timestamp_wrap(tmp_path):
-    body = struct.pack(">II", 2, 0xFFFFFFF0) + struct.pack(">II", 2, 0x10)
+    body = struct.pack(">II", 2, 0xFFFFFFF0) + struct.pack(">II", 2, 0x10)  # one address, two times
     p = tmp_path / "w.aedat"
     p.write_bytes(b"#!AER-DAT2.0\r\n" + body)
     assert ef.read_aedat2(p)["t"].tolist() == [0xFFFFFFF0, (1 << 32) + 0x10]

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -101,6 +104,9 @@ def test_nmnist_fake_tree(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.npz"))) == 4
     t = data.get("nmnist", "test", root=root, T=2, split_by="time", limit=1)
     assert t.x.shape == (1, 2, 2, 34, 34)
+    # default cache_dir='auto' -> $SPIKEFORGE_CACHE/event-frames (set per test by conftest)
+    assert len(list((Path(os.environ["SPIKEFORGE_CACHE"]) / "event-frames").glob("*.npz"))) == 1
+    assert torch.equal(data.get("nmnist", "test", root=root, T=2, split_by="time", limit=1).x, t.x)
     assert data.info("nmnist", root=tmp_path)["found_sizes"] == {"train": 4, "test": 2}
 
 

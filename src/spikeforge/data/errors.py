@@ -24,6 +24,7 @@ class DatasetNotFoundError(FileNotFoundError):
 
     def __init__(self, name: str, searched: Iterable[str | Path], hint: str = "") -> None:
         self.name = name
+        self.hint = hint
         self.searched = [str(p) for p in searched]
         lines = [f"dataset {name!r} not found; looked in:"]
         lines += [f"  - {p}" for p in self.searched] or ["  (nowhere)"]
@@ -36,7 +37,7 @@ class DatasetNotFoundError(FileNotFoundError):
         super().__init__("\n".join(lines))
 
     def __reduce__(self):  # keep picklable (multiprocessing data loaders)
-        return (type(self), (self.name, self.searched))
+        return (type(self), (self.name, self.searched, self.hint))
 
 
 class CorruptFileError(ValueError):

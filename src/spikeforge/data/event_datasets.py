@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import file_fingerprint, npz_cache
+from .base import cache_home, file_fingerprint, npz_cache
 from .errors import CorruptFileError, DatasetNotFoundError
 from .event_formats import read_events
 from .events import SplitBy, cached_frames, denoise, events_to_frames
@@ -118,6 +118,15 @@ def gesture_index(folder: Path, split: str) -> tuple[list[Path], list[np.ndarray
     return files, tables
 
 
+def resolve_cache(cache_dir: str | os.PathLike[str] | None) -> Path | None:
+    """``'auto'`` -> ``$SPIKEFORGE_CACHE/event-frames`` (default ``~/.cache/spikeforge``); ``None`` = off."""
+    if cache_dir is None:
+        return None
+    if str(cache_dir) == "auto":
+        return cache_home() / "event-frames"
+    return Path(cache_dir)
+
+
 def _denoise_pre(window: int | None, size: tuple[int, int]):
     return None if not window else partial(denoise, time_window=int(window), size=size)
 
@@ -128,6 +137,7 @@ def load_frames(
 ) -> np.ndarray:
     """Frames of one recording per file: ``[len(files), T, 2, H, W]``."""
     out = np.zeros((len(files), T, 2, *size), np.float32)
+    cache_dir = resolve_cache(cache_dir)
     pre = _denoise_pre(denoise_us, size)
     for i, f in enumerate(files):
         out[i] = cached_frames(f, T, size, split_by, cache_dir=cache_dir, preprocess=pre,
@@ -141,6 +151,7 @@ def load_gesture_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Frames and labels of every labelled segment of the given trials (in file, row order)."""
     frames, labels = [], []
+    cache_dir = resolve_cache(cache_dir)
     pre = _denoise_pre(denoise_us, GESTURE_SIZE)
     n = 0
     for f, tab in zip(files, tables, strict=True):

@@ -21,12 +21,16 @@ AEDAT 2.0 (jAER; CIFAR10-DVS, Li et al. 2017)
     records of a big-endian uint32 address and a big-endian uint32 timestamp (1 us ticks).
     CIFAR10-DVS uses the DVS128 (128x128) address layout of jAER::
 
-        bit 0      polarity (1 = ON)
-        bits 1-7   x (7 bits, raw sensor column, not mirrored)
-        bits 8-14  y (7 bits, raw sensor row)
+        bit 0      polarity bit: 1 = OFF, 0 = ON (jAER's DVS128 extractor: type = 1 - bit)
+        bits 1-7   raw x (7 bits)
+        bits 8-14  raw y (7 bits)
         bit 15     external/special event flag: such records are dropped
 
-    32-bit timestamp wrap-arounds (a decrease by more than 2**31) are unwrapped.
+    With ``orientation='upright'`` (default) the output is ``x = 127 - raw_y``,
+    ``y = 127 - raw_x``, the convention of the common CIFAR10-DVS loaders that shows the
+    displayed CIFAR image upright with row 0 at the top; ``orientation='raw'`` returns
+    ``x = raw_x``, ``y = raw_y``. 32-bit timestamp wrap-arounds (a decrease by more than 2**31)
+    are unwrapped.
 
 AEDAT 3.1 (iniVation; DVS128 Gesture, Amir et al. 2017)
     Header lines starting with ``#`` (first ``#!AER-DAT3.1``, last ``#!END-HEADER``), then
@@ -155,8 +159,10 @@ def _parse_header(p: Path, buf: bytes, end_marker: bytes | None) -> tuple[list[s
     return lines, off
 
 
-def read_aedat2(path: str | os.PathLike[str]) -> np.ndarray:
+def read_aedat2(path: str | os.PathLike[str], orientation: str = "upright") -> np.ndarray:
     """Read an AEDAT 2.0 file with the DVS128 address layout (see module docstring)."""
+    if orientation not in ("upright", "raw"):
+        raise ValueError("orientation must be 'upright' or 'raw'")
     p, buf = _read(path)
     lines, off = _parse_header(p, buf, None)
     if not lines or not lines[0].startswith("#!AER-DAT2.0"):
@@ -174,11 +180,17 @@ def read_aedat2(path: str | os.PathLike[str]) -> np.ndarray:
         t = t + (wraps << 32)
     keep = (addr & 0x8000) == 0
     addr = addr[keep]
-    return make_events(t[keep], (addr >> 1) & 0x7F, (addr >> 8) & 0x7F, addr & 1)
+    rx, ry, p = (addr >> 1) & 0x7F, (addr >> 8) & 0x7F, 1 - (addr & 1)
+    if orientation == "upright":
+        rx, ry = 127 - ry, 127 - rx
+    return make_events(t[keep], rx, ry, p)
 
 
-def write_aedat2(path: str | os.PathLike[str], events: np.ndarray) -> Path:
-    """Write events (``0 <= x, y < 128``, ``0 <= t < 2**32``) as AEDAT 2.0 with the DVS128 layout."""
+def write_aedat2(path: str | os.PathLike[str], events: np.ndarray, orientation: str = "upright") -> Path:
+    """Write events (``0 <= x, y < 128``, ``0 <= t < 2**32``) as AEDAT 2.0 with the DVS128 layout;
+    the exact inverse of :func:`read_aedat2` with the same ``orientation``."""
+    if orientation not in ("upright", "raw"):
+        raise ValueError("orientation must be 'upright' or 'raw'")
     ev = np.asarray(events)
     x, y, t = ev["x"].astype(np.int64), ev["y"].astype(np.int64), ev["t"].astype(np.int64)
     if len(t) and (x.min() < 0 or x.max() > 127 or y.min() < 0 or y.max() > 127):
@@ -186,7 +198,9 @@ def write_aedat2(path: str | os.PathLike[str], events: np.ndarray) -> Path:
     if len(t) and (t.min() < 0 or t.max() >= 1 << 32):
         raise ValueError("AEDAT 2.0 timestamps must fit in uint32")
     rec = np.empty(len(t), dtype=[("a", ">u4"), ("t", ">u4")])
-    rec["a"] = (y << 8) | (x << 1) | (ev["p"].astype(np.int64) & 1)
+    if orientation == "upright":
+        x, y = 127 - y, 127 - x  # raw_x = 127 - y, raw_y = 127 - x
+    rec["a"] = (y << 8) | (x << 1) | (1 - (ev["p"].astype(np.int64) & 1))
     rec["t"] = t
     header = (
         b"#!AER-DAT2.0\r\n"

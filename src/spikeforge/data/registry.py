@@ -341,7 +341,8 @@ register(DatasetSpec(
 
 
 # ============================================================================= event datasets
-_EVENT_OPTS = {"T": 10, "split_by": "number", "cache_dir": None, "denoise_us": None}
+#: cache_dir='auto' caches frames under $SPIKEFORGE_CACHE/event-frames; None disables the cache.
+_EVENT_OPTS = {"T": 10, "split_by": "number", "cache_dir": "auto", "denoise_us": None}
 
 
 def _ev_meta(o: dict) -> dict:
