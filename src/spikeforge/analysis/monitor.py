@@ -426,6 +426,9 @@ class Monitor:
         with torch.no_grad():
             x = args[0]
             found = self._events.lookup(x)
+            if found is None and isinstance(module, _AVG_POOLS + _MAX_POOLS):
+                ev = spike_events(x)  # e.g. event frames fed straight into a pool
+                found = None if ev is None else (ev, bool((ev <= 1).all()))
             if found is None:
                 return  # not provably spikes: the consumer applies the value rule to ``out``
             ev, one_per_nonzero = found

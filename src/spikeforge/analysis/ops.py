@@ -26,14 +26,14 @@ dense MACs. The monitor adds provenance on top of this rule (see :mod:`spikeforg
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["SynapticGeometry", "synaptic_geometry", "is_synaptic", "dense_macs", "sops", "spike_events",
-           "axis_fanout"]
+__all__ = ["SynapticGeometry", "synaptic_geometry", "is_synaptic", "register_synaptic", "dense_macs", "sops",
+           "spike_events", "axis_fanout"]
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,68 @@ class SynapticGeometry:
         return (self.in_channels // self.groups) * math.prod(self.kernel)
 
 
-def _unshared_type() -> type | None:
-    try:  # written by the fold work; optional so that analysis does not depend on its presence
+GeometryFn = Callable[[nn.Module], SynapticGeometry]
+_EXTRA: dict[type, GeometryFn] = {}
+_BUILTINS_LOADED = False
+
+
+def register_synaptic(cls: type, geometry: GeometryFn) -> None:
+    """Count a custom synaptic layer type (one that is not a torch Conv/Linear subclass).
+
+    ``geometry(module)`` returns its :class:`SynapticGeometry`; the layer must map its input to its output like
+    the conv/linear layer that geometry describes (input channels on dim ``-(spatial + 1)``).
+    """
+    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+        raise TypeError(f"register_synaptic needs an nn.Module subclass, got {cls!r}")
+    _EXTRA[cls] = geometry
+
+
+def _conv_attrs(m: nn.Module, d: int) -> SynapticGeometry:
+    def tup(v: object) -> tuple[int, ...]:
+        return tuple(int(u) for u in v) if isinstance(v, (tuple, list)) else (int(v),) * d  # type: ignore[arg-type]
+
+    pad = tup(m.padding)
+    return SynapticGeometry("conv", int(m.in_channels), int(m.out_channels), int(getattr(m, "groups", 1)),
+                            tup(m.kernel_size), tup(m.stride), tup(getattr(m, "dilation", 1)),
+                            tuple((p, p) for p in pad))
+
+
+def _load_builtins() -> None:
+    """Library layers that are not torch Conv/Linear subclasses (imported lazily; each is optional)."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    try:  # locally connected conv of the element-wise amplitude fold
         from ..layers.unshared import UnsharedConv2d
+
+        _EXTRA.setdefault(UnsharedConv2d, lambda m: SynapticGeometry(
+            "unshared", m.in_channels, m.out_channels, 1, tuple(m.kernel_size), tuple(m.stride),
+            tuple(m.dilation), tuple((int(p), int(p)) for p in m.padding)))
     except ImportError:  # pragma: no cover - depends on the tree state
-        return None
-    return UnsharedConv2d
+        pass
+    try:  # Joint A-SNN dual-mode layers (SVD-factorised conv, separate ANN/SNN linear weights)
+        from ..models.joint_asnn import DualConv2d, DualLinear
+
+        _EXTRA.setdefault(DualConv2d, lambda m: _conv_attrs(m, 2))
+        _EXTRA.setdefault(DualLinear, lambda m: SynapticGeometry(
+            "linear", int(m.weight_snn.shape[1]), int(m.weight_snn.shape[0])))
+    except ImportError:  # pragma: no cover - depends on the tree state
+        pass
+
+
+def _extra_geometry(module: nn.Module) -> GeometryFn | None:
+    _load_builtins()
+    for cls in type(module).__mro__:
+        if cls in _EXTRA:
+            return _EXTRA[cls]
+    return None
 
 
 def is_synaptic(module: nn.Module) -> bool:
-    """True for the layers whose operations are counted (conv, linear, unshared conv)."""
-    unshared = _unshared_type()
-    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or (
-        unshared is not None and isinstance(module, unshared))
+    """True for the layers whose operations are counted: torch Conv1d/2d/3d and Linear (with subclasses),
+    the unshared conv, Joint A-SNN's dual-mode conv/linear and types added with :func:`register_synaptic`."""
+    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or _extra_geometry(module) is not None
 
 
 def synaptic_geometry(module: nn.Module) -> SynapticGeometry:
@@ -89,13 +138,11 @@ def synaptic_geometry(module: nn.Module) -> SynapticGeometry:
         return SynapticGeometry("conv", module.in_channels, module.out_channels, module.groups,
                                 tuple(module.kernel_size), tuple(module.stride), tuple(module.dilation), pad,
                                 module.padding_mode)
-    unshared = _unshared_type()
-    if unshared is not None and isinstance(module, unshared):
-        pad = tuple((int(p), int(p)) for p in module.padding)  # type: ignore[attr-defined]
-        return SynapticGeometry("unshared", module.in_channels, module.out_channels, 1,  # type: ignore[arg-type]
-                                tuple(module.kernel_size), tuple(module.stride),  # type: ignore[arg-type]
-                                tuple(module.dilation), pad)  # type: ignore[arg-type]
-    raise TypeError(f"{type(module).__name__} is not a synaptic layer (Conv1d/2d/3d, Linear, UnsharedConv2d)")
+    fn = _extra_geometry(module)
+    if fn is not None:
+        return fn(module)
+    raise TypeError(f"{type(module).__name__} is not a synaptic layer (Conv1d/2d/3d, Linear, UnsharedConv2d, or "
+                    "a type added with spikeforge.analysis.register_synaptic)")
 
 
 def dense_macs(geom: SynapticGeometry, output: Tensor) -> int:

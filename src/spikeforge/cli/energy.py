@@ -152,6 +152,8 @@ def _print_tables(report: Any, source: str, model_name: str) -> None:
         layers.add_column(col, justify="left" if col in ("layer", "type", "mode") else "right")
     total = report.energy_pj or 1.0
     for row in report.layers:
+        if row.mode == "unused":  # e.g. training-only exits of Joint A-SNN (kept in --json)
+            continue
         layers.add_row(row.name, row.layer_type, row.mode, f"{row.input_rate:.4f}" if row.mode != "mac" else "-",
                        _fmt(row.sops), _fmt(row.macs), _fmt(row.dense_macs), f"{row.energy_pj / 1e3:.4g}",
                        f"{100 * row.energy_pj / total:.1f}%")
