@@ -94,5 +94,15 @@ def test_objective_sums_snn_outputs_over_time_and_reads_out_sum() -> None:
     assert float(total.detach()) == pytest.approx(float(ref.detach()), rel=1e-6)
     assert obj.logits(out).shape == (3, 4, 5)
     assert obj.logits(out) is out.snn.logits[0]
+    class Wrapper(torch.nn.Module):  # stands in for DistributedDataParallel: forwards *args/**kwargs to .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+        def forward(self, *a, **kw):
+            return self.module(*a, **kw)
+
+    wrapped = obj.forward(Wrapper(model), x)
+    assert [tuple(z.shape) for z in wrapped.snn.logits] == [(3, 4, 5)] * 4
     with pytest.raises(TypeError, match="forward_joint"):
         obj.forward(create_model("mlp", num_classes=5, in_features=64), x)

@@ -69,11 +69,13 @@ class JointASNNObjective(Objective):
         self.alpha, self.temperature, self.beta = float(alpha), float(temperature), float(beta)
 
     def forward(self, model: Any, x: Tensor) -> Any:
-        fwd = getattr(model, "forward_joint", None)
-        if fwd is None:
+        """``model(x, joint=True)`` — both branches with all exits. Called through ``model(...)`` rather than
+        ``model.forward_joint`` so that wrappers (DistributedDataParallel, compiled modules) work unchanged."""
+        inner = getattr(model, "module", model)  # a DDP / DataParallel wrapper keeps the network in .module
+        if not hasattr(inner, "forward_joint") and not hasattr(model, "forward_joint"):
             raise TypeError(f"the joint_asnn objective needs a dual-mode model with forward_joint() (e.g. "
-                            f"create_model('joint_asnn_resnet18')), got {type(model).__name__}")
-        return fwd(x)
+                            f"create_model('joint_asnn_resnet18')), got {type(inner).__name__}")
+        return model(x, joint=True)
 
     def logits(self, outputs: Any) -> Tensor:
         """SNN final-exit per-step logits ``[T, B, K]``; also accepts a plain ``model(x)`` output."""

@@ -312,8 +312,13 @@ class JointASNN(SpikingModel):
         snn = self.forward_branch(x, "snn")
         return JointOutputs(ann, snn)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """SNN branch, final exit: per-step logits ``[T, B, K]`` (sum them over T for the Joint readout)."""
+    def forward(self, x: Tensor, joint: bool = False) -> Tensor | JointOutputs:
+        """SNN branch, final exit: per-step logits ``[T, B, K]`` (sum them over T for the Joint readout).
+
+        ``joint=True`` returns :meth:`forward_joint` instead (both branches, all exits) — the form the Joint
+        objective calls, so that wrappers such as DistributedDataParallel see a normal forward call."""
+        if joint:
+            return self.forward_joint(x)
         return self.forward_branch(x, "snn", exits=False).logits[0]
 
     # --- export ------------------------------------------------------------------------------------------
