@@ -12,7 +12,7 @@ on direct-encoded ``[T, B, C, H, W]`` and return per-step logits ``[T, B, num_cl
 * ``resnet20`` (the group's ``resnet20_cifar``): like ResNet-19 with [3, 3, 3] blocks, FC 512 → k.
 * ``resnet20m`` (the group's ``resnet20_cifar_modified``): three 3×3 convs of 64 channels (each + BN + spike),
   AvgPool(2), BasicBlocks [2, 2, 2, 2] at 64-128-256-512 with "AvgDown" shortcuts (AvgPool(s) then 1×1 conv
-  + BN), residual BN weights initialised to zero.
+  + BN); the code's zero-initialised residual BN weights are an option (see :func:`resnet20m`).
 
 Residual style (``style='standard'|'sew'|'ms'``) and BN variant (``norm='bn'|'tdbn'|'bntt'|'tebn'``) are
 those of :class:`spikeforge.layers.BasicBlock`. With ``style='ms'`` (MS-ResNet, arXiv:2112.08954) the residual
@@ -202,9 +202,14 @@ def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequ
 @register_model
 def resnet20m(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
               width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
-              downsample: str = "avg", zero_init_residual: bool = True, max_steps: int = 64) -> SpikingResNet:
+              downsample: str = "avg", zero_init_residual: bool = False, max_steps: int = 64) -> SpikingResNet:
     """The group's "modified" ResNet-20 (``resnet20_cifar_modified``): three-conv 64-channel stem +
-    AvgPool(2), 64-128-256-512 with blocks 2-2-2-2, AvgDown shortcuts, zero-initialised residual BN weights."""
+    AvgPool(2), 64-128-256-512 with blocks 2-2-2-2, AvgDown shortcuts (11,247,946 parameters at 10 classes).
+
+    The group's code also zero-initialises each block's ``bn2`` weight; here that is ``zero_init_residual=True``,
+    off by default: with spiking blocks an identity block then feeds sn2 exactly its input spikes {0, 1}, both on
+    the edge of the rectangular surrogate's window ``|u − 0.5| < 0.5``, so no gradient reaches anything below the
+    classifier (and the zeroed BN weights never move)."""
     return SpikingResNet((2, 2, 2, 2), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="cifar3", stem_width=64,
                          downsample=downsample, zero_init_residual=zero_init_residual, neuron=neuron,
