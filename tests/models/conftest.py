@@ -12,9 +12,6 @@ import spikeforge as sf
 from spikeforge.fold import fold, verify_fold
 from spikeforge.neurons import Neuron, observe
 
-# the four neuron families every model must fold for (issue 5): preset names of spikeforge.neurons
-FOLD_NEURONS = {"binary": "lif", "ternary": "ternary", "mpbn": "mpbn", "real-spike": "real-spike"}
-
 
 def randomise_inference_state(model: nn.Module, seed: int = 0) -> None:
     """Give every BN / MPBN non-trivial running statistics and affine parameters and every amplitude a positive
@@ -70,3 +67,9 @@ def check_fold() -> Callable[[nn.Module, Tensor], nn.Module]:
         return folded
 
     return check
+
+
+@pytest.fixture
+def spike_rate() -> Callable[[nn.Module, Tensor], float]:
+    """``spike_rate(model, x)``: fraction of non-zero spikes over all neurons of ``model(x)``."""
+    return firing_rate
