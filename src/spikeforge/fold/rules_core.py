@@ -33,6 +33,8 @@ def fold_conv_norm(parent: nn.Module, conv_attr: str, norm_attr: str, scale: Sca
     if out is not None:
         raise ctx.error_unconsumed(out, f"output of {ctx.qualified(conv_attr)}")
     conv, norm = getattr(parent, conv_attr), getattr(parent, norm_attr)
+    if not isinstance(norm, NORM_LIKE):  # already folded (Identity / StepAffine) or no norm at all
+        return ctx.child(parent, norm_attr, None)
     norm_name = ctx.qualified(norm_attr)
     C = conv.weight.shape[0]
     n_feat = norm.num_features
@@ -94,6 +96,16 @@ def _standalone_norm(norm: nn.Module, scale: Scale | None, ctx: FoldContext) -> 
     ref = next(norm.parameters(), None)
     dtype = ref.dtype if ref is not None else torch.get_default_dtype()
     return StepAffine(k.to(dtype), b.to(dtype)), None
+
+
+@fold_rule(StepAffine)
+def _step_affine(aff: StepAffine, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
+    """An already folded affine: ``w_t ⊙ (a ⊙ x) + b_t = (w_t ⊙ a) ⊙ x + b_t`` (layer/channel amplitude)."""
+    if scale is not None:
+        a = scale.vector(aff.weight.shape[1], ctx.name).to(aff.weight)
+        with torch.no_grad():
+            aff.weight.mul_(a)
+    return aff, None
 
 
 # --- pass-through ops ----------------------------------------------------------------------------------------
