@@ -177,12 +177,15 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _run_and_weights(path: Path, which: str | None) -> tuple[Path, Path]:
     """``(run_dir, weights_file)`` for a run directory, a checkpoint folder or a ``.safetensors`` file."""
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist (expected a run directory, checkpoint folder or weights file)")
     if path.is_file():  # RUN/model.safetensors or RUN/checkpoints/<name>/model.safetensors
         run = path.parent if (path.parent / CONFIG_NAME).exists() else path.parent.parent.parent
         return run, path
     if (path / MANIFEST).exists() or (path / "model.safetensors").exists() and not (path / CONFIG_NAME).exists():
         _verify(path)
         return path.parent.parent, path / "model.safetensors"
+    read_config(path)  # a clear error for a folder that is not a run directory
     return path, resolve_weights(path, which)
 
 

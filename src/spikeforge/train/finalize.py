@@ -29,11 +29,12 @@ def _num(x: Any) -> Any:
 def fold_and_verify(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float]:
     """``spikeforge.fold`` the model (eval mode) and the maximum deviation of :func:`spikeforge.verify_fold`
     between the trained and the folded model on input ``x[T, B, ...]``."""
-    import spikeforge
+    # imported from the subpackage: after its first import, ``spikeforge.fold`` names the module, not the wrapper
+    from ..fold import fold, verify_fold
 
     model.eval()
-    folded = spikeforge.fold(model)
-    report = spikeforge.verify_fold(model, folded, x)
+    folded = fold(model)
+    report = verify_fold(model, folded, x)
     dev = report.max_dev if hasattr(report, "max_dev") else report
     return folded, float(dev)
 
