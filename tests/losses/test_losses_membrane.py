@@ -192,3 +192,12 @@ def test_layer_filter_that_matches_nothing_is_an_error() -> None:
     logits, mem = _logits_and_membranes()
     with pytest.raises(ValueError, match="no recorded layer matches"):
         obj.loss(logits, torch.tensor([0]), membranes=mem, progress=0.0)
+
+
+def test_learnable_threshold_is_not_trained_by_the_regulariser() -> None:
+    neuron = Neuron("lif", (3,), learn_threshold=True)
+    x = torch.tensor([[[0.1, 0.4, 0.7]]], requires_grad=True)
+    with collect_membranes(neuron) as mem:
+        neuron(x)
+    rmp_loss(mem).backward()
+    assert neuron.threshold.grad is None and x.grad is not None

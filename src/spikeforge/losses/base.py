@@ -26,7 +26,8 @@ An :class:`Objective` turns a model and a time-first batch ``x[T, B, ...]`` into
 
 ``V_th`` is the neuron's threshold buffer as used by the kernel: a scalar, a per-channel/per-element tensor
 (e.g. a folded MPBN threshold) broadcasting against ``r[t]``, or per-step thresholds (``threshold_per_step``).
-Spike amplitudes (Real/Ternary Spike) scale the *output* only and do not enter the normalisation.
+Spike amplitudes (Real/Ternary Spike) scale the *output* only and do not enter the normalisation. A learnable
+threshold enters detached (the losses regularise membranes, not thresholds).
 Nothing is recorded — and no tensor is kept — outside the ``with`` block or when the objective does not need
 membranes.
 """
@@ -63,7 +64,8 @@ def normalised_membrane(neuron: Neuron, fire_input: Tensor) -> Tensor:
         if T > thr.shape[0]:
             raise ValueError(f"neuron has per-step thresholds for {thr.shape[0]} steps, got T = {T}")
         thr = thr[:T]
-    thr = thr.to(dtype=fire_input.dtype)
+    # detached: the regularisers act on membranes, a learnable threshold is not pulled by them
+    thr = thr.detach().to(dtype=fire_input.dtype)
     r = fire_input.abs() if neuron.spec.spike == "ternary" else fire_input
     return r / (2.0 * thr)
 
