@@ -200,4 +200,5 @@ def test_learnable_threshold_is_not_trained_by_the_regulariser() -> None:
     with collect_membranes(neuron) as mem:
         neuron(x)
     rmp_loss(mem).backward()
-    assert neuron.threshold.grad is None and x.grad is not None
+    assert neuron.threshold.grad is None or float(neuron.threshold.grad.abs().sum()) == 0.0
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
