@@ -52,7 +52,8 @@ def _layer_macs_rule() -> Callable[[nn.Module, Tensor], int | None]:
 
 
 def count_macs(model: nn.Module, x: Tensor, per_layer: bool = False) -> int | dict[str, int]:
-    """Dense MACs of ``model(x)`` (all of ``x``: divide by ``T·B`` for one sample and step).
+    """Dense MACs of ``model(x)`` (all of ``x``: divide by ``T·B`` for one sample and step), run in eval mode
+    without gradients (the model's mode is restored).
 
     ``per_layer=True`` returns ``{qualified layer name: MACs}`` instead of the total.
     """
@@ -70,12 +71,15 @@ def count_macs(model: nn.Module, x: Tensor, per_layer: bool = False) -> int | di
 
     for name, m in model.named_modules():
         handles.append(m.register_forward_hook(hook_for(name)))
+    was_training = model.training
+    model.eval()  # shapes do not depend on the mode; eval keeps BN usable on a single sample
     try:
         with torch.no_grad():
             model(x)
     finally:
         for h in handles:
             h.remove()
+        model.train(was_training)
     return counts if per_layer else sum(counts.values())
 
 
