@@ -183,3 +183,17 @@ def test_monitor_rejects_bad_arguments():
         Monitor(object())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="sop_mode"):
         Monitor(nn.Linear(2, 2), sop_mode="dense")
+
+
+def test_reservoir_inclusion_is_uniform_over_the_stream():
+    # 400 seeded runs of a 400-value stream into 10 slots, in chunks of 40 (dense and sparse acceptance paths):
+    # every value is held with probability 10/400, i.e. 100 expected hits per quarter of the stream and run set
+    hits = torch.zeros(400)
+    for seed in range(400):
+        r = Reservoir(10, seed=seed)
+        for chunk in torch.arange(400.0).split(40):
+            r.add(chunk)
+        hits[r.values.long()] += 1
+    assert hits.sum() == 4000
+    quarters = hits.reshape(4, 100).sum(1)
+    assert torch.all((quarters - 1000).abs() < 5 * 1000**0.5), quarters  # binomial sd ~ sqrt(1000)

@@ -24,6 +24,7 @@ image of the first layer) are charged dense MACs.
 from __future__ import annotations
 
 import contextlib
+import math
 import weakref
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,11 +46,13 @@ _MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn
 
 
 class Reservoir:
-    """Uniform fixed-size sample of a stream of values (Algorithm R), seeded, kept on the CPU.
+    """Uniform fixed-size sample of a stream of values (Algorithm R, Vitter 1985), seeded, kept on the CPU.
 
-    After ``n`` values each has probability ``min(1, size / n)`` of being held. A batch is processed as the
-    sequential algorithm would: value ``i`` (global index) draws ``j ~ U{0..i}`` and replaces slot ``j`` if
-    ``j < size``; when several values of one batch draw the same slot, the last one wins.
+    After ``n`` values each has probability ``min(1, size / n)`` of being held. Value ``i`` (0-based global
+    index, ``i ≥ size``) is accepted with probability ``size / (i + 1)`` into a uniformly chosen slot; within a
+    batch later values overwrite earlier ones, as in the sequential algorithm. Acceptances are drawn exactly but
+    cheaply: candidates of a Bernoulli(``p_max``) process (``p_max = size / (first + 1)``, geometric gaps) are
+    thinned with probability ``p_i / p_max``, so a batch costs O(accepted) once the stream is long.
     """
 
     def __init__(self, size: int, seed: int = 0):
@@ -59,6 +62,28 @@ class Reservoir:
         self.seen = 0
         self._values = torch.empty(self.size)
         self._gen = torch.Generator().manual_seed(int(seed))
+
+    def _candidates(self, start: int, count: int) -> Tensor:
+        """Offsets ``c`` in ``[0, count)`` accepted by Algorithm R for global indices ``start + c``."""
+        p_max = min(1.0, self.size / (start + 1))
+        if p_max >= 0.25:  # dense: one uniform per value
+            idx = torch.arange(start + 1, start + count + 1, dtype=torch.float64)
+            u = torch.rand(count, generator=self._gen, dtype=torch.float64)
+            return torch.nonzero(u * idx < self.size).squeeze(1)
+        # Bernoulli(p_max) candidates via geometric gaps, then thinning to Bernoulli(size / (i + 1))
+        log_q = math.log1p(-p_max)
+        chunks, last = [], -1
+        while last < count - 1:
+            n = int(count * p_max + 6 * math.sqrt(count * p_max) + 16)
+            u = torch.rand(n, generator=self._gen, dtype=torch.float64).clamp_min(1e-300)
+            gaps = torch.floor(torch.log(u) / log_q).clamp_max(float(count))
+            pos = last + torch.cumsum(gaps + 1, 0)
+            chunks.append(pos)
+            last = int(pos[-1])
+        cand = torch.cat(chunks)
+        cand = cand[cand < count]
+        keep = torch.rand(cand.numel(), generator=self._gen, dtype=torch.float64) * (start + cand + 1) < start + 1
+        return cand[keep].long()
 
     def add(self, values: Tensor) -> None:
         v = values.detach().reshape(-1)
@@ -71,15 +96,11 @@ class Reservoir:
             self._values[self.seen:self.seen + fill] = v[:fill].float().cpu()
         rest = m - fill
         if rest:
-            start = self.seen + fill  # global index of the first remaining value
-            idx = torch.arange(start, start + rest, dtype=torch.float64)
-            j = (torch.rand(rest, generator=self._gen, dtype=torch.float64) * (idx + 1)).floor().long()
-            keep = j < self.size
-            if bool(keep.any()):
-                pos = torch.nonzero(keep).squeeze(1)
-                slots = j[pos]
+            offsets = self._candidates(self.seen + fill, rest)
+            if offsets.numel():
+                slots = torch.randint(self.size, (offsets.numel(),), generator=self._gen)
                 last = torch.full((self.size,), -1, dtype=torch.long)
-                last.scatter_reduce_(0, slots, pos, reduce="amax")  # the last writer of each slot
+                last.scatter_reduce_(0, slots, offsets, reduce="amax")  # the last writer of each slot wins
                 hit = torch.nonzero(last >= 0).squeeze(1)
                 src = (last[hit] + fill).to(v.device)
                 self._values[hit] = v[src].float().cpu()
