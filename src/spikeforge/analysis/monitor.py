@@ -229,6 +229,8 @@ class _Events:
 
     def mark(self, t: Tensor, counts: Tensor | None = None) -> None:
         """``t`` carries spikes: one event per non-zero entry (``counts=None``) or ``counts`` events per entry."""
+        if len(self._map) > 4096:  # the root module was not the one called: drop entries of freed tensors
+            self._map = {k: e for k, e in self._map.items() if e[0]() is not None}
         self._map[id(t)] = (weakref.ref(t), counts)
 
     def lookup(self, x: Tensor) -> tuple[Tensor, bool] | None:
@@ -430,8 +432,6 @@ class Monitor:
             if fire_input is not None and self.reservoir_size:
                 res = self._reservoirs.setdefault(name, Reservoir(self.reservoir_size, self.seed + zlib_crc(name)))
                 res.add(fire_input.detach())
-                rec.membrane = res.values
-                rec.membrane_seen = res.seen
 
     def _on_neuron_output(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if isinstance(out, Tensor):
@@ -491,6 +491,10 @@ class Monitor:
         """A snapshot of everything recorded (neurons in model order, synaptic layers in model order)."""
         order = list(self._names.values())
         neurons = {k: self._neurons[k] for k in sorted(self._neurons, key=lambda n: _pos(order, n))}
+        for k, rec in neurons.items():
+            res = self._reservoirs.get(k)
+            if res is not None:
+                rec.membrane, rec.membrane_seen = res.values, res.seen
         synapses = {k: v for k, v in self._synapses.items()}
         return MonitorResult(neurons, synapses, self._samples, self._sample_steps)
 
