@@ -255,3 +255,13 @@ def test_inplace_returns_the_same_object() -> None:
     assert fold(model, inplace=True) is model
     assert leftovers(model) == []
     assert fold(model).state_dict().keys() == model.state_dict().keys()  # folding twice is a no-op
+
+
+def test_top_level_fold_is_callable_after_the_package_import() -> None:
+    import spikeforge
+    import spikeforge.fold  # binds the subpackage to spikeforge.fold
+
+    model = nn.Sequential(Linear(4, 3), Neuron("soft-mpr"), Linear(3, 2)).double().eval()
+    folded = spikeforge.fold(model)
+    assert folded[1].spec.pre_fire == "none"
+    assert spikeforge.verify_fold(model, folded, torch.randn(3, 2, 4, dtype=torch.float64)) == 0.0

@@ -50,6 +50,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
+import types
+from typing import Any
 
 from .api import fold, leftovers
 from .linear import StepAffine, merge_affine, norm_to_affine, scale_input, scale_output
@@ -72,3 +75,15 @@ def _import_rules() -> None:
 
 
 _import_rules()
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this package replaces the function ``spikeforge.fold`` by the module ``spikeforge.fold`` (Python
+    binds a subpackage to its parent's attribute); making the module callable keeps ``spikeforge.fold(model)``
+    and ``from spikeforge import fold; fold(model)`` working either way."""
+
+    def __call__(self, model: Any, **kwargs: Any) -> Any:
+        return fold(model, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
