@@ -71,3 +71,17 @@ def test_energy_synthetic_input_and_custom_costs(capsys):
 def test_energy_errors_are_clear(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_energy_of_a_trained_run_matches_its_metrics(tiny_run, capsys):
+    """The trainer measured its final model with spikeforge.analysis.measure on the first test samples; the CLI
+    must reproduce those numbers from the run directory alone."""
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    if "energy" not in metrics:
+        pytest.skip(f"the run recorded no energy: {metrics.get('notes')}")
+    n = metrics["energy"]["samples"]
+    assert main(["energy", str(tiny_run), "--batches", "1", "--batch-size", str(n), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["samples"] == n
+    for key in ("sops", "macs", "energy_pj", "ann_energy_pj", "mean_firing_rate"):
+        assert out[key] == pytest.approx(metrics["energy"][key], rel=1e-9), key
