@@ -33,6 +33,7 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from . import _cpu_kernel
 from .mpr import mpr, mpr_grad
 from .surrogate import Surrogate, surrogate
 
@@ -350,6 +351,45 @@ class _FusedNeuron(torch.autograd.Function):
         return g_x, g_v0, g_decay_out, g_thr_out, None, None
 
 
+_RESET_IDS = {"hard": 0, "soft": 1, "none": 2}
+
+
+class _FusedNeuronKernel(torch.autograd.Function):
+    """:class:`_FusedNeuron` for the cases the C++ CPU kernel covers (see ``_cpu_kernel``); saves h[T, ...] only."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, v0: Tensor, spec: NeuronSpec, decay: float, thr: float, k):  # type: ignore[override]
+        amount = thr if spec.soft_reset_amount is None else spec.soft_reset_amount
+        args = (decay, spec.decay_input, thr, _RESET_IDS[spec.reset], spec.v_reset, amount)
+        s, h, v_last = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *args)
+        ctx.save_for_backward(h)
+        ctx.args, ctx.spec, ctx.k = args, spec, k
+        return s, v_last.view(x.shape[1:]), h
+
+    @staticmethod
+    def backward(ctx, g_s: Tensor | None, g_vT: Tensor | None, g_hseq: Tensor | None):  # type: ignore[override]
+        (h,) = ctx.saved_tensors
+        spec: NeuronSpec = ctx.spec
+        g_s = torch.zeros_like(h) if g_s is None else g_s.contiguous()
+        g_hseq = None if g_hseq is None else g_hseq.contiguous()
+        g_vT = None if g_vT is None else g_vT.contiguous().reshape(-1)
+        g_x, g_v0 = ctx.k.lif_backward(g_s, g_hseq, g_vT, h, *ctx.args, spec.detach_reset,
+                                       _cpu_kernel.SURROGATE_IDS[spec.surrogate.name], spec.surrogate.param)
+        return g_x, (g_v0.view(h.shape[1:]) if ctx.needs_input_grad[1] else None), None, None, None, None
+
+
+def _cpu_kernel_for(x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: NeuronSpec, time_varying: bool):
+    """The compiled kernel when it covers this call exactly (else ``None``: the Python fused path runs)."""
+    covered = (
+        x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and v0.shape == x.shape[1:]
+        and spec.spike == "binary" and spec.pre_fire == "none" and not time_varying
+        and decay.numel() == 1 and thr.numel() == 1 and thr.ndim < x.ndim
+        and not (decay.requires_grad or thr.requires_grad)
+        and spec.surrogate.name in _cpu_kernel.SURROGATE_IDS
+    )
+    return _cpu_kernel.kernel() if covered else None
+
+
 def fused_multistep(
     x: Tensor,
     spec: NeuronSpec,
@@ -367,7 +407,11 @@ def fused_multistep(
     thr = _as_tensor(threshold, x)
     time_varying = thr.ndim == x.ndim and thr.shape[0] == x.shape[0] and x.shape[0] > 1
     v = torch.zeros_like(x[0]) if v0 is None else v0.to(x.dtype)
-    s, v_last, h = _FusedNeuron.apply(x, v, decay_t, thr, spec, time_varying)
+    k = _cpu_kernel_for(x, v, decay_t, thr, spec, time_varying)
+    if k is not None:
+        s, v_last, h = _FusedNeuronKernel.apply(x, v, spec, float(decay_t), float(thr), k)
+    else:
+        s, v_last, h = _FusedNeuron.apply(x, v, decay_t, thr, spec, time_varying)
     return s, NeuronState(v_last), h
 
 

@@ -1,0 +1,258 @@
+"""Optional C++ CPU kernel for the fused neuron: one memory pass per time step, forward and backward.
+
+The pure-PyTorch fused loop (:class:`spikeforge.functional.neuron._FusedNeuron`) costs ~4 elementwise passes
+per step in the forward and ~12 in the backward (every ATen op reads and writes the whole ``[B, ...]`` slice);
+on CPU that is memory-bandwidth bound. This kernel walks each block of neurons through all T steps with the
+state in registers/L1, so the forward reads ``x`` once and writes ``s`` and ``h`` once, and the backward reads
+``g_s`` and ``h`` once and writes ``g_x`` once.
+
+Same math as the Python fused path, restricted to what it is compiled for: binary spikes, no pre-fire
+rectifier, scalar ``decay`` and ``threshold`` that need no gradient, reset hard (any ``v_reset``) / soft /
+none, ``detach_reset`` and ``decay_input`` either way, and the built-in surrogates (rectangular, ste, triangle,
+sigmoid, atan, dspike). Everything else keeps the Python path. Rounding follows the Python path: the charge is
+``decay * v + x`` rounded twice (no fused multiply-add, ``-ffp-contract=off``), so spikes are bit-identical to
+:func:`~spikeforge.functional.reference_multistep`; gradients agree to float rounding.
+
+Built at first use with :func:`torch.utils.cpp_extension.load_inline` (cached by torch under
+``TORCH_EXTENSIONS_DIR``, ~30-60 s once). ``SPIKEFORGE_CPU_KERNEL=0`` disables it. If the build fails (no
+compiler, no Python headers) a ``RuntimeWarning`` says so once and the Python fused path runs instead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from types import ModuleType
+
+__all__ = ["SURROGATE_IDS", "kernel", "kernel_status"]
+
+# surrogate name -> id in the C++ switch; the formulas mirror functional/surrogate.py
+SURROGATE_IDS: dict[str, int] = {"rectangular": 0, "ste": 1, "triangle": 2, "sigmoid": 3, "atan": 4, "dspike": 5}
+
+_SOURCE = r"""
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <cmath>
+#include <algorithm>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kBlock = 4096;  // neurons per block: the block's state and surrogate values stay in L1/L2
+
+// g'(z) for a block, one branch-free loop per family (mirrors functional/surrogate.py)
+template <typename scalar_t>
+void surrogate_grad(const scalar_t* __restrict h, scalar_t thr, int64_t id, scalar_t p, scalar_t* __restrict out,
+                    int64_t n) {
+  const scalar_t half = scalar_t(0.5), one = scalar_t(1), zero = scalar_t(0);
+  switch (id) {
+    case 0: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) < half * p ? one / p : zero; break;
+    case 1: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) <= half * p ? one / p : zero; break;
+    case 2:
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t r = one - std::abs(h[i] - thr) / p;
+        out[i] = (r > zero ? r : zero) / p;
+      }
+      break;
+    case 3:
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t sg = one / (one + std::exp(-p * (h[i] - thr)));
+        out[i] = p * sg * (one - sg);
+      }
+      break;
+    case 4: {
+      const scalar_t c = scalar_t(M_PI / 2) * p;
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t u = c * (h[i] - thr);
+        out[i] = p / (scalar_t(2) * (one + u * u));
+      }
+      break;
+    }
+    default: {
+      const scalar_t denom = scalar_t(2) * std::tanh(p / scalar_t(2));
+      for (int64_t i = 0; i < n; ++i) {
+        const scalar_t z = h[i] - thr;
+        const scalar_t th = std::tanh(p * z);
+        out[i] = std::abs(z) <= half ? p * (one - th * th) / denom : zero;
+      }
+    }
+  }
+}
+
+// one step of one block, forward. RESET: 0 hard, 1 soft, 2 none. A separate function with restrict pointers so
+// that GCC vectorises it (the selects become blends; -fno-trapping-math lets it speculate the compare).
+template <typename S, int RESET>
+inline void forward_step(const S* __restrict xt, S* __restrict st, S* __restrict ht, S* __restrict v, int64_t m,
+                         S decay, S gain, S thr, S v_reset, S amount) {
+  for (int64_t i = 0; i < m; ++i) {
+    const S in = gain * xt[i];  // gain = 1 exactly unless decay_input
+    const S hv = decay * v[i] + in;
+    const bool fired = hv >= thr;
+    ht[i] = hv;
+    st[i] = fired ? S(1) : S(0);
+    S vn;
+    if constexpr (RESET == 0) vn = fired ? v_reset : hv;
+    else if constexpr (RESET == 1) vn = fired ? hv - amount : hv;
+    else vn = hv;
+    v[i] = vn;
+  }
+}
+
+// one step of one block, backward; keep = 0 when the reset is detached, else 1
+template <typename S, int RESET, bool HAS_GH>
+inline void backward_step(const S* __restrict gst, const S* __restrict ht, const S* __restrict ght,
+                          const S* __restrict sg, S* __restrict gxt, S* __restrict gv, int64_t m, S decay, S gain,
+                          S thr, S v_reset, S amount, S keep) {
+  for (int64_t i = 0; i < m; ++i) {
+    const S hv = ht[i];
+    const S g_v = gv[i];
+    S g_h;
+    if constexpr (RESET == 0) {  // v = h (1 - s) + v_reset s
+      g_h = (hv >= thr ? S(0) : g_v) + gst[i] * sg[i];
+      if constexpr (HAS_GH) g_h = g_h + ght[i];
+      g_h = g_h + (keep * g_v * (v_reset - hv)) * sg[i];
+    } else if constexpr (RESET == 1) {  // v = h - amount s
+      g_h = g_v + (gst[i] - keep * amount * g_v) * sg[i];
+      if constexpr (HAS_GH) g_h = g_h + ght[i];
+    } else {
+      g_h = g_v + gst[i] * sg[i];
+      if constexpr (HAS_GH) g_h = g_h + ght[i];
+    }
+    gxt[i] = g_h * gain;
+    gv[i] = g_h * decay;
+  }
+}
+
+template <typename S, int RESET>
+void forward_impl(const S* x, const S* v0, S* s, S* h, S* v_last, int64_t T, int64_t N, S decay, S gain, S thr,
+                  S v_reset, S amount) {
+  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
+    std::vector<S> v(kBlock);
+    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+      const int64_t m = std::min(end - b0, kBlock);
+      std::copy(v0 + b0, v0 + b0 + m, v.data());
+      for (int64_t t = 0; t < T; ++t) {
+        forward_step<S, RESET>(x + t * N + b0, s + t * N + b0, h + t * N + b0, v.data(), m, decay, gain, thr,
+                               v_reset, amount);
+      }
+      std::copy(v.data(), v.data() + m, v_last + b0);
+    }
+  });
+}
+
+template <typename S, int RESET, bool HAS_GH>
+void backward_impl(const S* g_s, const S* g_hseq, const S* g_vT, const S* h, S* g_x, S* g_v0, int64_t T, int64_t N,
+                   S decay, S gain, S thr, S v_reset, S amount, S keep, int64_t sg_id, S sg_p) {
+  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
+    std::vector<S> gv(kBlock), sg(kBlock);
+    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
+      const int64_t m = std::min(end - b0, kBlock);
+      if (g_vT) std::copy(g_vT + b0, g_vT + b0 + m, gv.data());
+      else std::fill(gv.begin(), gv.begin() + m, S(0));
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const int64_t o = t * N + b0;
+        surrogate_grad<S>(h + o, thr, sg_id, sg_p, sg.data(), m);
+        backward_step<S, RESET, HAS_GH>(g_s + o, h + o, HAS_GH ? g_hseq + o : nullptr, sg.data(), g_x + o,
+                                        gv.data(), m, decay, gain, thr, v_reset, amount, keep);
+      }
+      std::copy(gv.data(), gv.data() + m, g_v0 + b0);
+    }
+  });
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor v0, double decay, bool decay_input, double thr,
+                                       int64_t reset, double v_reset, double amount) {
+  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && v0.is_contiguous(), "lif_forward: contiguous CPU tensors");
+  TORCH_CHECK(reset >= 0 && reset <= 2, "lif_forward: reset id must be 0, 1 or 2");
+  const int64_t T = x.size(0);
+  const int64_t N = x.numel() / T;
+  TORCH_CHECK(v0.numel() == N && v0.scalar_type() == x.scalar_type(), "lif_forward: v0 must be one value per neuron");
+  auto s = torch::empty_like(x);
+  auto h = torch::empty_like(x);
+  auto v_last = torch::empty_like(v0);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
+    const scalar_t d = scalar_t(decay);
+    const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
+    auto run = [&](auto fn) {
+      fn(x.data_ptr<scalar_t>(), v0.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
+         v_last.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount));
+    };
+    if (reset == 0) run(forward_impl<scalar_t, 0>);
+    else if (reset == 1) run(forward_impl<scalar_t, 1>);
+    else run(forward_impl<scalar_t, 2>);
+  });
+  return {s, h, v_last};
+}
+
+std::vector<torch::Tensor> lif_backward(torch::Tensor g_s, c10::optional<torch::Tensor> g_hseq,
+                                        c10::optional<torch::Tensor> g_vT, torch::Tensor h, double decay,
+                                        bool decay_input, double thr, int64_t reset, double v_reset, double amount,
+                                        bool detach, int64_t sg_id, double sg_p) {
+  TORCH_CHECK(h.device().is_cpu() && h.is_contiguous() && g_s.is_contiguous(), "lif_backward: contiguous CPU tensors");
+  TORCH_CHECK(reset >= 0 && reset <= 2 && sg_id >= 0 && sg_id <= 5, "lif_backward: bad reset or surrogate id");
+  const int64_t T = h.size(0);
+  const int64_t N = h.numel() / T;
+  TORCH_CHECK(g_s.sizes() == h.sizes() && (!g_hseq || g_hseq->sizes() == h.sizes()) && (!g_vT || g_vT->numel() == N),
+              "lif_backward: gradient shapes do not match h");
+  auto g_x = torch::empty_like(h);
+  auto g_v0 = torch::empty({N}, h.options());
+  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lif_backward", [&] {
+    const scalar_t d = scalar_t(decay);
+    const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
+    const bool has_gh = g_hseq.has_value();
+    auto run = [&](auto fn) {
+      fn(g_s.data_ptr<scalar_t>(), has_gh ? g_hseq->data_ptr<scalar_t>() : nullptr,
+         g_vT ? g_vT->data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(), g_x.data_ptr<scalar_t>(),
+         g_v0.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount),
+         detach ? scalar_t(0) : scalar_t(1), sg_id, scalar_t(sg_p));
+    };
+    if (reset == 0) has_gh ? run(backward_impl<scalar_t, 0, true>) : run(backward_impl<scalar_t, 0, false>);
+    else if (reset == 1) has_gh ? run(backward_impl<scalar_t, 1, true>) : run(backward_impl<scalar_t, 1, false>);
+    else has_gh ? run(backward_impl<scalar_t, 2, true>) : run(backward_impl<scalar_t, 2, false>);
+  });
+  return {g_x, g_v0};
+}
+"""
+
+_lock = threading.Lock()
+_module: ModuleType | None = None
+_status = "not built yet"
+
+
+def kernel() -> ModuleType | None:
+    """The compiled module (``lif_forward``, ``lif_backward``), or ``None`` when disabled or unbuildable."""
+    global _module, _status
+    if _module is not None or _status.startswith(("disabled", "unavailable")):
+        return _module
+    with _lock:
+        if _module is not None or _status.startswith(("disabled", "unavailable")):
+            return _module
+        if os.environ.get("SPIKEFORGE_CPU_KERNEL", "1").strip().lower() in ("0", "false", "no", "off"):
+            _status = "disabled by SPIKEFORGE_CPU_KERNEL"
+            return None
+        try:
+            from torch.utils.cpp_extension import load_inline
+
+            _module = load_inline(
+                name="spikeforge_lif_cpu_v3", cpp_sources=[_SOURCE], functions=["lif_forward", "lif_backward"],
+                extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"],
+                extra_ldflags=["-fopenmp"], verbose=False,
+            )
+            _status = "built"
+        except Exception as exc:  # no compiler / headers: keep working, but say so loudly
+            _status = f"unavailable: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"
+            warnings.warn(
+                "spikeforge: the C++ CPU neuron kernel could not be built "
+                f"({_status}); using the slower pure-PyTorch fused path. "
+                "Install a C++ compiler and the Python headers, or set SPIKEFORGE_CPU_KERNEL=0 to silence this.",
+                RuntimeWarning, stacklevel=3,
+            )
+    return _module
+
+
+def kernel_status() -> str:
+    """``'built'``, ``'not built yet'``, ``'disabled by ...'`` or ``'unavailable: <reason>'``."""
+    return _status
