@@ -413,7 +413,7 @@ class Monitor:
                     k = min(self.raster_neurons, first.shape[1])
                     # the k most active neurons of the first sample (ties -> lower index), in index order
                     activity = first.abs().sum(0).double().cpu()
-                    order = torch.argsort(-activity + torch.arange(activity.numel()) * 1e-9)[:k]
+                    order = torch.sort(-activity, stable=True).indices[:k]
                     idx = torch.sort(order).values
                     rec.raster_neurons = idx.tolist()
                     rec.raster = first[:, idx.to(first.device)].detach().float().cpu()
