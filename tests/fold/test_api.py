@@ -122,21 +122,26 @@ def test_fold_sew_with_equal_layer_amplitudes() -> None:
     _check_exact(model, fold(model))
 
 
-def test_sew_downsampling_shortcut_absorbs_inverse_amplitude() -> None:
+def test_sew_downsampling_shortcut_spikes_and_needs_equal_amplitudes() -> None:
     torch.manual_seed(0)
     cfg = {"preset": "real-spike", "amplitude": "channel"}
     block = BasicBlock(2, 4, 2, cfg, style="sew", hw=HW)
+    assert isinstance(block.shortcut[-1], Neuron)  # conv-BN-neuron: both addends are spikes (SEW-ResNet)
     model = nn.Sequential(block, Flatten(), Linear(36, 5))
     perturb(model, seed=5)
-    with torch.no_grad():  # a2 of either sign: 1/a2 into the shortcut is exact
+    with torch.no_grad():
         block.sn2.amplitude.weight.copy_(torch.tensor([0.9, -1.1, 1.2, -0.6]).reshape(4, 1, 1))
+        block.shortcut[-1].amplitude.weight.copy_(torch.tensor([0.9, -1.1, 1.2, -0.6]).reshape(4, 1, 1))
     model = model.double().eval()
     folded = fold(model)
     _check_exact(model, folded, seed=2)
-    a2 = block.sn2.amplitude.weight.detach().reshape(-1)
-    k = block.shortcut[1].weight.detach() / torch.sqrt(block.shortcut[1].running_var + 1e-5)
-    expected = block.shortcut[0].weight.detach() * (k / a2).reshape(-1, 1, 1, 1)
-    assert torch.allclose(folded[0].shortcut[0].weight, expected)
+    # the common amplitude moved into the linear layer after the block
+    a = block.sn2.amplitude.weight.detach().reshape(4).repeat_interleave(9)
+    assert torch.allclose(folded[2].weight, model[2].weight * a)
+    with torch.no_grad():
+        block.shortcut[-1].amplitude.weight.fill_(1.0)
+    with pytest.raises(FoldError, match="SEW block"):
+        fold(model)
 
 
 def test_element_amplitude_yields_unshared_convs_stride_1_and_2() -> None:

@@ -6,10 +6,10 @@ Input amplitude ``a`` (the previous neuron's) and the identity shortcut, per sty
   ``sn2(y + a ⊙ x̂)`` spikes exactly as ``sn2'(y/a + x̂)`` with threshold (and soft-reset amount) divided by ``a``
   (membrane linear in its input, zero initial membrane), so ``1/a`` folds into conv2/bn2's outputs. Needs
   ``a > 0``; a channel or layer ``a`` keeps conv2 shared, an element-wise ``a`` makes conv2 unshared.
-* ``sew`` (SEW ADD, output ``a2 ⊙ ŝ2 + shortcut``, an integer spike count without amplitudes) — identity: the sum
-  carries one amplitude only if the input amplitude equals sn2's (in particular both absent); otherwise
-  :class:`FoldError`. Conv shortcut: it absorbs ``a``, and ``1/a2`` folds into its outputs so that the block
-  output is ``a2 ⊙ (ŝ2 + shortcut/a2)``: the amplitude ``a2`` moves on to the next block (needs ``a2 ≠ 0``).
+* ``sew`` (SEW ADD, output ``a2 ⊙ ŝ2 + shortcut``, an integer spike count without amplitudes) — the shortcut is
+  the identity (carrying ``a``) or conv-BN-neuron (absorbing ``a``, carrying its neuron's amplitude). The spike sum
+  carries one amplitude on to the next layer only if both addends' amplitudes are equal (in particular both
+  absent); otherwise :class:`FoldError`.
 * ``ms`` (MS-ResNet, real-valued stream ``x + bn2(conv2(sn2(bn1(conv1(sn1(x))))))``) — sn1 reads ``a ⊙ x̂`` and is
   rescaled as above; identity: ``1/a`` folds into conv2/bn2's outputs and the block output ``a ⊙ (x̂ + y/a)``
   carries ``a`` on; conv shortcut: it absorbs ``a`` and the output carries no amplitude.
@@ -78,9 +78,9 @@ def _basic_block(block: BasicBlock, scale: Scale | None, ctx: FoldContext) -> tu
     s = fold_conv_norm(block, "conv1", "bn1", scale, ctx)
     s = ctx.child(block, "sn1", s)
     fold_conv_norm(block, "conv2", "bn2", s, ctx)
-    if not identity:
-        if ctx.child(block, "shortcut", scale) is not None:
-            raise FoldError(f"{ctx.name}: the shortcut output unexpectedly carries an amplitude")
+    shortcut_scale = scale if identity else ctx.child(block, "shortcut", scale)
+    if block.style == "standard" and not identity and shortcut_scale is not None:
+        raise FoldError(f"{ctx.name}: the shortcut output unexpectedly carries an amplitude")
 
     if block.style == "standard":
         if identity and scale is not None:
@@ -94,26 +94,14 @@ def _basic_block(block: BasicBlock, scale: Scale | None, ctx: FoldContext) -> tu
             return block, ctx.child(block, "sn2", scale)
         return block, ctx.child(block, "sn2", None)
 
-    # SEW ADD: output = a2 ⊙ ŝ2 + shortcut(x)
+    # SEW ADD: output = a2 ⊙ ŝ2 + a_sc ⊙ ŝ_sc (a_sc = a for the identity, the shortcut neuron's otherwise)
     a2 = ctx.child(block, "sn2", None)
-    if identity:
-        if scale is None and a2 is None:
-            return block, None
-        if a2 is not None and a2.same_as(scale):
-            return block, a2
-        raise FoldError(
-            f"{ctx.name}: a SEW block adds sn2's spikes (amplitude of {a2.source if a2 else 'none'}) and its identity "
-            f"input (amplitude of {scale.source if scale else 'none'}); the spike sum can carry one amplitude into "
-            "the next layer only if both are equal. Use equal (or no) amplitudes, or the 'standard' style")
-    if a2 is not None:
-        sc = block.shortcut
-        in_size = getattr(sc[0], "in_size", None) if isinstance(sc, nn.Sequential) and len(sc) == 2 else None
-        if not (isinstance(sc, nn.Sequential) and len(sc) == 2):
-            raise FoldError(f"{ctx.name}: the SEW shortcut is not a (conv, norm) pair and cannot absorb 1/a2")
-        prev = ctx.name
-        ctx.name = ctx.qualified("shortcut")
-        try:
-            scale_branch_output(sc, "0", "1", _inverse(a2, "the shortcut output", ctx), in_size, ctx)
-        finally:
-            ctx.name = prev
-    return block, a2
+    if a2 is None and shortcut_scale is None:
+        return block, None
+    if a2 is not None and a2.same_as(shortcut_scale):
+        return block, a2
+    src_sc = shortcut_scale.source if shortcut_scale else "none"
+    raise FoldError(
+        f"{ctx.name}: a SEW block adds sn2's spikes (amplitude of {a2.source if a2 else 'none'}) and its shortcut's "
+        f"(amplitude of {src_sc}); the spike sum can carry one amplitude into the next layer only if both are "
+        "equal. Use equal (or no) amplitudes, or the 'standard' style")

@@ -3,7 +3,8 @@
 * ``standard`` — spiking ResNet of the group's code: ``sn2(bn2(conv2(sn1(bn1(conv1(x))))) + shortcut(x))``;
   the add happens on pre-activations, the block outputs spikes.
 * ``sew`` — SEW-ResNet ADD (arXiv:2102.04159): ``sn2(bn2(conv2(sn1(bn1(conv1(x)))))) + shortcut(x)``; the add
-  happens on spikes, the output is an integer-valued spike count.
+  happens on spikes, the output is an integer-valued spike count. A downsampling shortcut is conv-BN-neuron, so
+  both addends are spikes (the paper's downsample block).
 * ``ms`` — MS-ResNet membrane shortcut (arXiv:2112.08954): ``x + bn2(conv2(sn2(bn1(conv1(sn1(x))))))``; the
   residual stream carries real values, each conv reads spikes.
 """
@@ -16,9 +17,9 @@ from torch import Tensor, nn
 
 from ..neurons import Neuron, NeuronConfig, neuron_config
 from . import norm as norm_layers
-from .time import Conv2d
+from .time import AvgPool2d, Conv2d
 
-__all__ = ["BasicBlock", "conv_bn", "make_norm", "make_neuron", "out_hw"]
+__all__ = ["BasicBlock", "conv_bn", "downsample_shortcut", "make_norm", "make_neuron", "out_hw"]
 
 STYLES = ("standard", "sew", "ms")
 
@@ -58,14 +59,30 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, padding: int | None = 
     return nn.Sequential(Conv2d(cin, cout, k, stride, pad, bias=False), make_norm(norm, cout, max_steps))
 
 
+def downsample_shortcut(cin: int, cout: int, stride: int, kind: str = "conv", norm: str = "bn",
+                        max_steps: int = 64) -> nn.Sequential:
+    """Shortcut of a strided/widening block: ``conv`` = 1×1/s conv + BN; ``avg`` = AvgPool(s) + 1×1 conv + BN
+    ("AvgDown" of the group's modified ResNet-20)."""
+    if kind == "conv":
+        return conv_bn(cin, cout, 1, stride, 0, norm, max_steps)
+    if kind == "avg":
+        layers: list[nn.Module] = []
+        if stride > 1:
+            layers.append(AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+        layers += [Conv2d(cin, cout, 1, 1, 0, bias=False), make_norm(norm, cout, max_steps)]
+        return nn.Sequential(*layers)
+    raise ValueError(f"downsample must be 'conv' or 'avg', got {kind!r}")
+
+
 class BasicBlock(nn.Module):
     """Two 3×3 convs with a residual connection. ``hw`` is the input spatial size (needed for element-wise
-    neuron options only)."""
+    neuron options only); ``downsample`` picks the shortcut of a strided/widening block (``conv`` or ``avg``)."""
 
     expansion = 1
 
     def __init__(self, cin: int, cout: int, stride: int = 1, neuron: Any = None, *, style: str = "standard",
-                 norm: str = "bn", hw: tuple[int, int] | None = None, max_steps: int = 64):
+                 norm: str = "bn", hw: tuple[int, int] | None = None, max_steps: int = 64,
+                 downsample: str = "conv"):
         super().__init__()
         if style not in STYLES:
             raise ValueError(f"residual style must be one of {STYLES}, got {style!r}")
@@ -83,7 +100,9 @@ class BasicBlock(nn.Module):
             self.sn2 = make_neuron(neuron, cout, ohw)
         self.shortcut: nn.Module
         if stride != 1 or cin != cout:
-            self.shortcut = conv_bn(cin, cout, 1, stride, 0, norm, max_steps)
+            self.shortcut = downsample_shortcut(cin, cout, stride, downsample, norm, max_steps)
+            if style == "sew":
+                self.shortcut.append(make_neuron(neuron, cout, ohw))
         else:
             self.shortcut = nn.Identity()
 

@@ -111,9 +111,8 @@ class SpikingResNet(nn.Sequential, SpikingModel):
             stage: list[nn.Module] = []
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
-                block = BasicBlock(cin, c, stride, cfg, style=style, norm=norm, hw=hw, max_steps=max_steps)
-                if downsample == "avg" and not isinstance(block.shortcut, nn.Identity):
-                    block.shortcut = _avg_down(cin, c, stride, norm, max_steps)
+                block = BasicBlock(cin, c, stride, cfg, style=style, norm=norm, hw=hw, max_steps=max_steps,
+                                   downsample=downsample)
                 hw = conv_out_hw(hw, 3, stride, 1)
                 stage.append(block)
                 cin = c
@@ -141,15 +140,6 @@ class SpikingResNet(nn.Sequential, SpikingModel):
             for m in self.modules():
                 if isinstance(m, BasicBlock) and getattr(m.bn2, "weight", None) is not None:
                     nn.init.zeros_(m.bn2.weight)
-
-
-def _avg_down(cin: int, cout: int, stride: int, norm: str, max_steps: int) -> nn.Sequential:
-    """"AvgDown" shortcut of the group's modified ResNet-20: AvgPool(s, ceil) -> 1×1 conv -> BN."""
-    layers: list[nn.Module] = []
-    if stride > 1:
-        layers.append(AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
-    layers += [Conv2d(cin, cout, 1, 1, 0, bias=False), make_norm(norm, cout, max_steps)]
-    return nn.Sequential(*layers)
 
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
