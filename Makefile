@@ -21,7 +21,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
+# peers are not dependencies of spikeforge: snnTorch installs normally; SpikingJelly and Norse pin other torch
+# stacks, so they go in with --no-deps plus the few modules they import (loguru, tqdm, nirtorch).
 bench: $(STAMP)
+	$(BIN)/pip install -q -c constraints.txt snntorch
+	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 nirtorch
+	$(BIN)/pip install -q -c constraints.txt loguru tqdm
 	$(BIN)/python benchmarks/neuron.py
 
 clean:

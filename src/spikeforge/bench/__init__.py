@@ -20,9 +20,11 @@ from .neuron import (
     machine_info,
     measure,
     measure_in_subprocess,
+    measure_rounds,
 )
 
 __all__ = [
     "CASES", "LIBRARIES", "Agreement", "BenchConfig", "LIFParams", "Measurement", "available_libraries",
-    "check_agreement", "format_agreement", "format_table", "library_version", "machine_info", "measure", "measure_in_subprocess",
+    "check_agreement", "format_agreement", "format_table", "library_version", "machine_info", "measure",
+    "measure_in_subprocess", "measure_rounds",
 ]

@@ -11,6 +11,8 @@ library is configured for that:
 
 * spikeforge: ``NeuronSpec(reset="hard", v_reset=0, surrogate=surrogate("atan", alpha=2), detach_reset=False)``,
   ``decay = 1 - 1/tau``, ``threshold = 1``; ``backend="fused"`` and ``backend="reference"`` (autograd loop).
+* spikeforge-pyfused: the pure-PyTorch fused autograd loop, i.e. ``backend="fused"`` without the C++ CPU kernel
+  (what runs where no compiler is available), to show the kernel's effect.
 * eager: a hand-written PyTorch loop with a custom ATan autograd function (what a user would write).
 * SpikingJelly: ``LIFNode(tau=2., decay_input=False, v_threshold=1., v_reset=0., surrogate_function=ATan(2.),
   detach_reset=False, step_mode="m")``; its charge ``v - (v - v_reset)/tau + x`` equals ``decay v + x``.
@@ -55,13 +57,15 @@ from torch import Tensor
 __all__ = [
     "CASES", "LIBRARIES", "Agreement", "BenchConfig", "LIFParams", "Measurement", "available_libraries",
     "check_agreement", "format_agreement", "format_table", "library_version", "machine_info", "measure",
-    "measure_in_subprocess",
+    "measure_in_subprocess", "measure_rounds",
 ]
 
-LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-reference", "eager", "spikingjelly", "snntorch", "norse")
+LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-pyfused", "spikeforge-reference", "eager", "spikingjelly",
+                               "snntorch", "norse")
 PEERS: tuple[str, ...] = ("spikingjelly", "snntorch", "norse")
 CASES: tuple[str, ...] = ("conv", "linear")
-_DISTRIBUTION = {"spikeforge": "spikeforge", "spikeforge-reference": "spikeforge", "eager": "torch",
+_DISTRIBUTION = {"spikeforge": "spikeforge", "spikeforge-pyfused": "spikeforge", "spikeforge-reference": "spikeforge",
+                 "eager": "torch",
                  "spikingjelly": "spikingjelly", "snntorch": "snntorch", "norse": "norse"}
 _MODULE = {"spikingjelly": "spikingjelly.activation_based.neuron", "snntorch": "snntorch",
            "norse": "norse.torch.functional.lif_box"}
@@ -222,6 +226,19 @@ def _spikeforge(p: LIFParams, backend: str) -> NeuronFn:
     return run
 
 
+def _spikeforge_pyfused(p: LIFParams) -> NeuronFn:
+    from ..functional import NeuronSpec, surrogate
+    from ..functional.neuron import _FusedNeuron
+
+    spec = NeuronSpec(reset="hard", v_reset=0.0, surrogate=surrogate("atan", alpha=p.alpha), detach_reset=False)
+
+    def run(x: Tensor) -> Tensor:
+        decay = torch.tensor(p.decay, dtype=x.dtype, device=x.device)
+        thr = torch.tensor(p.threshold, dtype=x.dtype, device=x.device)
+        return _FusedNeuron.apply(x, torch.zeros_like(x[0]), decay, thr, spec, False)[0]
+    return run
+
+
 def _spikingjelly(p: LIFParams) -> NeuronFn:
     from spikingjelly.activation_based import neuron, surrogate
 
@@ -271,6 +288,8 @@ def neuron_fn(library: str, p: LIFParams) -> NeuronFn:
     """``x[T, B, ...] -> spikes[T, B, ...]`` for ``library`` (see the module docstring for the configuration)."""
     if library == "spikeforge":
         return _spikeforge(p, "fused")
+    if library == "spikeforge-pyfused":
+        return _spikeforge_pyfused(p)
     if library == "spikeforge-reference":
         return _spikeforge(p, "reference")
     if library == "eager":
@@ -426,6 +445,31 @@ def measure_in_subprocess(library: str, cfg: BenchConfig, timeout: float = 1800.
     return Measurement(**d)
 
 
+def measure_rounds(libraries: Sequence[str], cfg: BenchConfig, rounds: int = 3,
+                   progress: Callable[[str], None] | None = None) -> list[Measurement]:
+    """Round-robin :func:`measure_in_subprocess` over ``libraries``, ``rounds`` times, pooling the repeats.
+
+    Interleaving spreads every library over the same stretches of time, so that load from other processes on a
+    shared machine biases no library in particular. Peak memory is the median over the rounds.
+    """
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    runs: dict[str, list[Measurement]] = {lib: [] for lib in libraries}
+    for r in range(rounds):
+        for lib in libraries:
+            if progress:
+                progress(f"round {r + 1}/{rounds}: {lib}")
+            runs[lib].append(measure_in_subprocess(lib, cfg))
+    pooled = []
+    for lib, ms in runs.items():
+        peaks = [m.peak_mem_bytes for m in ms if m.peak_mem_bytes is not None]
+        pooled.append(Measurement(lib, ms[0].version, cfg.case, cfg.shape, ms[0].threads,
+                                  [t for m in ms for t in m.fwd_s], [t for m in ms for t in m.total_s],
+                                  int(statistics.median(peaks)) if peaks else None, ms[0].mem_method,
+                                  ms[0].spike_rate))
+    return pooled
+
+
 # --- agreement ---------------------------------------------------------------------------------------------
 
 
@@ -481,12 +525,13 @@ def machine_info() -> dict[str, str]:
         "torch": torch.__version__,
         "torch threads": str(torch.get_num_threads()),
         "python": platform.python_version(),
+        "load average (1 min)": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a",
         "platform": platform.platform(),
     }
 
 
 def _mib(b: int | None) -> str:
-    return "n/a" if b is None else f"{b / 2**20:.0f}"
+    return "n/a" if b is None else f"{b / 2**20:.1f}"
 
 
 def format_table(results: Sequence[Measurement], baseline: str = "spikeforge") -> str:
@@ -506,7 +551,8 @@ def format_table(results: Sequence[Measurement], baseline: str = "spikeforge") -
 
 
 def format_agreement(rows: Sequence[Agreement]) -> str:
-    lines = ["| library | spikes | reference spikes | mismatching elements | max abs grad diff | rel. grad diff | note |",
+    lines = ["| library | spikes | reference spikes | mismatching elements | max abs grad diff | rel. grad diff "
+             "| note |",
              "|---|---:|---:|---:|---:|---:|---|"]
     for a in rows:
         g = f"{a.grad_max_abs_diff:.2e} | {a.grad_rel_diff:.2e}" if a.grad_compared else "- | -"
