@@ -55,17 +55,22 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ep = [r["epoch"] for r in history]
+    def series(key: str) -> tuple[list[float], list[float]]:
+        rows = [r for r in history if key in r]  # test columns are empty on epochs without evaluation
+        return [r["epoch"] for r in rows], [r[key] for r in rows]
+
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
     for key, label in (("train_loss", "train"), ("test_loss", "test")):
-        if all(key in r for r in history):
-            a1.plot(ep, [r[key] for r in history], marker="o", ms=3, label=label)
+        xs, ys = series(key)
+        if xs:
+            a1.plot(xs, ys, marker="o", ms=3, label=label)
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss")
     a1.legend()
     for key, label in (("train_acc", "train"), ("test_acc", "test")):
-        if all(key in r for r in history):
-            a2.plot(ep, [100 * r[key] for r in history], marker="o", ms=3, label=label)
+        xs, ys = series(key)
+        if xs:
+            a2.plot(xs, [100 * y for y in ys], marker="o", ms=3, label=label)
     a2.set_xlabel("epoch")
     a2.set_ylabel("accuracy (%)")
     a2.legend()

@@ -400,20 +400,22 @@ class Trainer:
             row: dict[str, Any] = {"epoch": epoch + 1}
             row.update(self._train_epoch(epoch, bar))
             last = epoch + 1 == cfg["epochs"]
-            if last or (epoch + 1) % int(cfg["eval"]["every"]) == 0:
+            evaluated = last or (epoch + 1) % int(cfg["eval"]["every"]) == 0
+            if evaluated:
                 test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                                T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
                                                device=self.device, dist_info=self.dist)
                 if test_acc > self.best_acc:
                     self.best_acc, self.best_epoch = test_acc, epoch + 1
                     self.save_checkpoint("best", epoch + 1)
-            row.update(test_loss=test_loss, test_acc=test_acc)
+            row.update(test_loss=test_loss if evaluated else "", test_acc=test_acc if evaluated else "")
             self.train_seconds += time.perf_counter() - t0
             row["seconds"] = round(time.perf_counter() - t0, 3)
             self._log_epoch(row)
             self.save_checkpoint("last", epoch + 1)
             bar.end_epoch(f"epoch {epoch + 1}/{cfg['epochs']}  loss {row['train_loss']:.4f}  "
-                          f"train acc {row['train_acc']:.4f}  test acc {test_acc:.4f}  lr {row['lr']:.4g}  "
+                          f"train acc {row['train_acc']:.4f}  test acc {test_acc if evaluated else float('nan'):.4f}  "
+                          f"lr {row['lr']:.4g}  "
                           f"{row['seconds']:.1f}s")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, epoch + 1)
