@@ -28,6 +28,9 @@ METHODS = {
     "mpbn-element": {"preset": "mpbn", "mpbn": "element"},
     "mpbn-channel-per-step": {"preset": "mpbn", "mpbn_running": "per_step", "max_steps": 8},
     "mpbn-element-per-step": {"preset": "mpbn", "mpbn": "element", "mpbn_running": "per_step", "max_steps": 8},
+    "ternary-mpbn": {"preset": "ternary", "pre_fire": "mpbn"},
+    "ternary-mpbn-element-per-step": {"preset": "ternary", "pre_fire": "mpbn", "mpbn": "element",
+                                      "mpbn_running": "per_step", "max_steps": 8},
     "soft-reset-mpr": "soft-mpr",
     "inflor": "inflor",
     "soft-reset-constant": {"reset": "soft", "soft_reset_amount": 0.8},
@@ -221,10 +224,25 @@ def test_mpr_fold_sets_inverse_threshold() -> None:
     _check_exact(model, folded)
 
 
-def test_ternary_with_mpbn_is_refused() -> None:
-    model = make_net({"preset": "ternary", "pre_fire": "mpbn"}).double().eval()
-    with pytest.raises(FoldError, match="ternary spikes with MPBN"):
-        fold(model)
+def test_ternary_mpbn_folds_to_two_thresholds() -> None:
+    model = train_steps(make_net({"preset": "ternary", "pre_fire": "mpbn"})).double()
+    folded = fold(model)
+    _check_exact(model, folded)
+    mpbn = model[2].mpbn
+    mean, var = mpbn.stats(0)
+    lam, beta = mpbn.affine()
+    sd = torch.sqrt(var.double() + mpbn.eps)
+    n = folded[2]
+    torch.testing.assert_close(n.threshold, (0.5 - beta.double()) * sd / lam.double() + mean.double())
+    torch.testing.assert_close(n.threshold_low, (-0.5 - beta.double()) * sd / lam.double() + mean.double())
+    assert bool((n.threshold_low < n.threshold).all())
+    # both polarities actually occur, so the negative threshold is exercised
+    spikes = []
+    from spikeforge.neurons import observe
+
+    with torch.no_grad(), observe(folded, lambda m, _f, sp: spikes.append(sp) if m is n else None):
+        folded(inputs(7).double())
+    assert bool((spikes[0] < 0).any()) and bool((spikes[0] > 0).any())
 
 
 def test_uniform_init_train_only_is_dropped_always_is_kept() -> None:

@@ -211,3 +211,22 @@ def test_backend_errors():
 def test_spec_validation(kw, msg):
     with pytest.raises(ValueError, match=msg):
         NeuronSpec(**kw)
+
+
+def test_asymmetric_ternary_thresholds():
+    x = torch.tensor([[0.6], [-0.3], [0.05], [-0.15], [0.35]], dtype=torch.float64)
+    spec = NeuronSpec(spike="ternary", reset="none")
+    s, _, _ = multistep(x, spec, decay=0.0, threshold=0.4, threshold_low=-0.1)
+    assert s.flatten().tolist() == [1.0, -1.0, 0.0, -1.0, 0.0]
+    # with threshold_low = -threshold it equals the symmetric neuron, values and gradients
+    xr = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    spec = NeuronSpec(spike="ternary", surrogate=surrogate("atan"))
+    a, _, _ = multistep(xr, spec, decay=0.4, threshold=0.5)
+    b, _, _ = multistep(xr, spec, decay=0.4, threshold=0.5, threshold_low=-0.5)
+    assert torch.equal(a, b)
+    w = torch.randn_like(a)
+    ga = torch.autograd.grad((a * w).sum(), xr)[0]
+    gb = torch.autograd.grad((b * w).sum(), xr)[0]
+    torch.testing.assert_close(ga, gb)
+    with pytest.raises(ValueError, match="ternary"):
+        multistep(xr, NeuronSpec(), decay=0.4, threshold=0.5, threshold_low=-0.5)

@@ -189,6 +189,7 @@ def _neuron(neuron: Neuron, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
       ``mpr_inverse(V_th)`` and ``pre_fire`` ``'none'`` (a soft reset by the threshold keeps subtracting V_th).
     * MPBN: the threshold becomes ``(V_th − β)·sqrt(σ² + ε)/λ + μ`` (per channel/element; per step with per-step
       running statistics); the reset already acted on the raw membrane, so a soft reset keeps subtracting V_th.
+      Ternary spikes also get the negative threshold ``threshold_low = (−V_th − β)·sqrt(σ² + ε)/λ + μ``.
     * Input amplitude ``a > 0`` (the neuron reads ``a ⊙ x̂``): with a zero initial membrane the membrane is
       ``u = a ⊙ û`` at every step (charge, hard reset to 0 and soft reset are linear), so firing on ``u ≥ θ`` is
       firing on ``û ≥ θ/a``; the threshold (and a soft-reset amount) are divided by ``a``.
@@ -206,12 +207,13 @@ def _neuron(neuron: Neuron, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     if spec.pre_fire == "mpr":
         thr = mpr_inverse(thr)
         moved = True
+    low = None
     if neuron.mpbn is not None:
-        if spec.spike == "ternary":
-            raise FoldError(f"{name}: ternary spikes with MPBN fold to two different thresholds "
-                            "(V_th − β)σ/λ + μ and (−V_th − β)σ/λ + μ, but the ternary neuron fires at ±V_th")
         if per_step or raw_thr.ndim != 0:
             raise FoldError(f"{name}: MPBN with a non-scalar threshold cannot be folded")
+        if spec.spike == "ternary":
+            # fire -1 when ũ <= -V_th: the negative threshold maps to (−V_th − β)σ/λ + μ, not to −Ṽ
+            low, _ = mpbn_threshold(neuron.mpbn, -thr, name)
         thr, per_step = mpbn_threshold(neuron.mpbn, thr, name)
         moved = True
     if moved and spec.reset == "soft" and soft_amount is None:
@@ -227,6 +229,8 @@ def _neuron(neuron: Neuron, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
                             "(init_when='always') would have to be divided by the amplitude")
         a = scale.sample_tensor(neuron.feature_shape, name).to(torch.float64)
         thr = thr / a
+        if low is not None:
+            low = low / a
         layer_a = float(a) if a.ndim == 0 or a.numel() == 1 else None
         if spec.reset == "soft" and soft_amount is not None:
             if layer_a is None:
@@ -252,6 +256,8 @@ def _neuron(neuron: Neuron, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     else:
         del neuron._buffers["threshold"]
     neuron.register_buffer("threshold", thr.to(dtype=raw_thr.dtype, device=raw_thr.device))
+    if low is not None:
+        neuron.register_buffer("threshold_low", low.to(dtype=raw_thr.dtype, device=raw_thr.device))
     neuron.threshold_per_step = per_step
     neuron.spec = dataclasses.replace(spec, pre_fire="none", soft_reset_amount=soft_amount, v_reset=v_reset)
     neuron.config = dataclasses.replace(

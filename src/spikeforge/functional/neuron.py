@@ -14,6 +14,7 @@ Dynamics (``v_{-1}`` is the initial membrane ``v0``)::
     rectify  r_t = phi(h_t)                                  phi = identity or MPR (arXiv:2307.04356)
     fire     s_t = H(r_t - V_th)                             binary {0, 1}
              s_t = H(h_t - V_th) - H(-h_t - V_th)            ternary {-1, 0, 1} (arXiv:2312.06372)
+             s_t = H(h_t - V_th) - H(V_low - h_t)            ternary, separate negative threshold (folded MPBN)
     reset    v_t = h_t (1 - |s_t|) + v_reset |s_t|           hard (d|s|/dh = sign(s) ds/dh)
              v_t = h_t - c s_t,  c = V_th or a constant      soft (reset by subtraction)
              v_t = h_t                                       none
@@ -114,6 +115,11 @@ def _as_tensor(v: Tensor | float, like: Tensor) -> Tensor:
     return torch.tensor(float(v), dtype=like.dtype, device=like.device)
 
 
+def _is_time_varying(thr: Tensor, x: Tensor) -> bool:
+    """A threshold with a leading T dim (``ndim == x.ndim``, ``shape[0] == T > 1``) varies over time."""
+    return thr.ndim == x.ndim and thr.shape[0] == x.shape[0] and x.shape[0] > 1
+
+
 def _fire(r: Tensor, h: Tensor, thr: Tensor, spec: NeuronSpec) -> Tensor:
     if spec.spike == "binary":
         return (r >= thr).to(h.dtype)
@@ -157,6 +163,31 @@ class _Heaviside(torch.autograd.Function):
         return g_r, g_thr, None
 
 
+class _TernaryAsymmetric(torch.autograd.Function):
+    """Ternary spikes with separate thresholds ``s = H(r - thr) - H(low - r)`` (``low < thr``; folded MPBN).
+
+    The surrogate acts on the nearer threshold: ``ds/dr = g'(r - thr)`` above ``(thr + low)/2`` and
+    ``g'(low - r)`` below; with ``low = -thr`` this is the symmetric ``g'(|r| - thr)``. Reference path only.
+    """
+
+    @staticmethod
+    def forward(ctx, r: Tensor, thr: Tensor, low: Tensor, spec: NeuronSpec) -> Tensor:  # type: ignore[override]
+        ctx.save_for_backward(r, thr, low)
+        ctx.spec = spec
+        return (r >= thr).to(r.dtype) - (r <= low).to(r.dtype)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):  # type: ignore[override]
+        r, thr, low = ctx.saved_tensors
+        spec: NeuronSpec = ctx.spec
+        upper = r >= 0.5 * (thr + low)
+        sg_hi = spec.surrogate.grad(r - thr) * upper
+        sg_lo = spec.surrogate.grad(low - r) * ~upper
+        g_thr = _sum_to(-g * sg_hi, thr) if ctx.needs_input_grad[1] else None
+        g_low = _sum_to(-g * sg_lo, low) if ctx.needs_input_grad[2] else None
+        return g * (sg_hi + sg_lo), g_thr, g_low, None
+
+
 def _sum_to(g: Tensor, like: Tensor) -> Tensor:
     if g.shape == like.shape:
         return g
@@ -172,15 +203,23 @@ def reference_multistep(
     v0: Tensor | None = None,
     pre_fire: Callable[[Tensor, int], Tensor] | None = None,
     return_fire_input: bool = False,
+    threshold_low: Tensor | float | None = None,
 ) -> tuple[Tensor, NeuronState, Tensor | None]:
     """Autograd loop over T. ``pre_fire(h_t, t)`` overrides ``spec.pre_fire`` (used by MPBN).
+
+    ``threshold_low`` gives ternary spikes a separate negative threshold (fire -1 when ``h <= threshold_low``;
+    default ``-threshold``), as a folded MPBN needs; it broadcasts (and may vary in time) like ``threshold``.
 
     ``threshold`` broadcasts against ``x[t]``; a tensor with a leading dim equal to T and ``ndim == x.ndim``
     is time-varying (e.g. per-step folded MPBN). Returns ``(spikes[T, ...], final_state, fire_inputs|None)``.
     """
     decay_t = _as_tensor(decay, x)
     thr = _as_tensor(threshold, x)
-    time_varying = thr.ndim == x.ndim and thr.shape[0] == x.shape[0] and x.shape[0] > 1
+    time_varying = _is_time_varying(thr, x)
+    low = None if threshold_low is None else _as_tensor(threshold_low, x)
+    if low is not None and spec.spike != "ternary":
+        raise ValueError("threshold_low is defined for ternary spikes only")
+    low_varying = low is not None and _is_time_varying(low, x)
     v = torch.zeros_like(x[0]) if v0 is None else v0.to(x.dtype)
     spikes, fire_inputs = [], []
     for t in range(x.shape[0]):
@@ -193,7 +232,10 @@ def reference_multistep(
             r = mpr(h)
         else:
             r = h
-        s = _Heaviside.apply(r, thr_t, spec)
+        if low is None:
+            s = _Heaviside.apply(r, thr_t, spec)
+        else:
+            s = _TernaryAsymmetric.apply(r, thr_t, low[t] if low_varying else low, spec)
         s_reset = s.detach() if spec.detach_reset else s
         v = _reset(h, s_reset, thr_t, spec)
         spikes.append(s)
@@ -405,7 +447,7 @@ def fused_multistep(
     """
     decay_t = _as_tensor(decay, x)
     thr = _as_tensor(threshold, x)
-    time_varying = thr.ndim == x.ndim and thr.shape[0] == x.shape[0] and x.shape[0] > 1
+    time_varying = _is_time_varying(thr, x)
     v = torch.zeros_like(x[0]) if v0 is None else v0.to(x.dtype)
     k = _cpu_kernel_for(x, v, decay_t, thr, spec, time_varying)
     if k is not None:
@@ -425,6 +467,7 @@ def multistep(
     pre_fire: Callable[[Tensor, int], Tensor] | None = None,
     return_fire_input: bool = False,
     backend: Literal["auto", "fused", "reference"] = "auto",
+    threshold_low: Tensor | float | None = None,
 ) -> tuple[Tensor, NeuronState, Tensor | None]:
     """Run a neuron over ``x[T, B, ...]``; picks the fused path unless the reference loop is required.
 
@@ -432,14 +475,15 @@ def multistep(
     an error rather than a silent fallback. ``return_fire_input`` returns the value compared with the
     threshold (``phi(h)`` under MPR), at no extra memory on the fused path.
     """
-    needs_reference = pre_fire is not None
+    needs_reference = pre_fire is not None or threshold_low is not None
     if backend == "fused" and needs_reference:
-        raise ValueError("backend='fused' cannot run a callable pre_fire (e.g. MPBN); use 'auto' or 'reference'")
+        raise ValueError("backend='fused' cannot run a callable pre_fire (e.g. MPBN) or a separate threshold_low; "
+                         "use 'auto' or 'reference'")
     if backend not in ("auto", "fused", "reference"):
         raise ValueError(f"backend must be 'auto', 'fused' or 'reference', got {backend!r}")
     if backend == "reference" or needs_reference:
         return reference_multistep(x, spec, decay=decay, threshold=threshold, v0=v0, pre_fire=pre_fire,
-                                   return_fire_input=return_fire_input)
+                                   return_fire_input=return_fire_input, threshold_low=threshold_low)
     s, state, h = fused_multistep(x, spec, decay=decay, threshold=threshold, v0=v0)
     if not return_fire_input:
         return s, state, None
@@ -455,11 +499,12 @@ def single_step(
     threshold: Tensor | float,
     pre_fire: Callable[[Tensor, int], Tensor] | None = None,
     t: int = 0,
+    threshold_low: Tensor | float | None = None,
 ) -> tuple[Tensor, NeuronState]:
     """One step for streaming/online use: ``(s_t, new_state)``; ``state=None`` starts from rest."""
     s, new_state, _ = reference_multistep(
         x_t.unsqueeze(0), spec, decay=decay, threshold=threshold,
         v0=None if state is None else state.v,
-        pre_fire=None if pre_fire is None else (lambda h, _t: pre_fire(h, t)),
+        pre_fire=None if pre_fire is None else (lambda h, _t: pre_fire(h, t)), threshold_low=threshold_low,
     )
     return s[0], new_state

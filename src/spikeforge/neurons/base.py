@@ -68,6 +68,8 @@ class Neuron(nn.Module):
             self.threshold = nn.Parameter(thr)
         else:
             self.register_buffer("threshold", thr)
+        # ternary only: a separate negative threshold (None = -threshold); set by folding MPBN
+        self.register_buffer("threshold_low", None)
         self.threshold_per_step = False
         self.mpbn = None
         if cfg.pre_fire == "mpbn":
@@ -88,8 +90,8 @@ class Neuron(nn.Module):
             return torch.sigmoid(self.decay_logit)
         return self.decay_const
 
-    def _threshold_for(self, T: int) -> Tensor:
-        thr = self.threshold
+    def _threshold_for(self, T: int, thr: Tensor | None = None) -> Tensor:
+        thr = self.threshold if thr is None else thr
         if self.threshold_per_step:
             if T > thr.shape[0]:
                 raise ValueError(f"this neuron has per-step thresholds for {thr.shape[0]} steps, got T = {T}")
@@ -111,10 +113,12 @@ class Neuron(nn.Module):
         v0 = state.v if state is not None else self._initial_membrane(x)
         want_fire_input = bool(self._observers)
         T = x.shape[0]
+        low = self.threshold_low
         s, new_state, fire_input = multistep(
             x, self.spec, decay=self.decay, threshold=self._threshold_for(T), v0=v0,
             pre_fire=self.mpbn, return_fire_input=want_fire_input,
             backend=self.config.backend,  # type: ignore[arg-type]
+            threshold_low=None if low is None else self._threshold_for(T, low),
         )
         for fn in self._observers:
             fn(self, fire_input, s)  # type: ignore[arg-type]
@@ -130,11 +134,14 @@ class Neuron(nn.Module):
             init = self._initial_membrane(x_t.unsqueeze(0))
             state = None if init is None else NeuronState(init)
         thr = self.threshold[t] if self.threshold_per_step else self.threshold
+        low = self.threshold_low
+        if low is not None and self.threshold_per_step:
+            low = low[t]
         mpbn = self.mpbn
         s, new_state, _ = multistep(
             x_t.unsqueeze(0), self.spec, decay=self.decay, threshold=thr,
             v0=None if state is None else state.v,
-            pre_fire=None if mpbn is None else (lambda h, _t: mpbn(h, t)),
+            pre_fire=None if mpbn is None else (lambda h, _t: mpbn(h, t)), threshold_low=low,
         )
         out = self.amplitude(s[0]) if self.amplitude is not None else s[0]
         return out, new_state
@@ -152,6 +159,8 @@ class Neuron(nn.Module):
         thr = self.threshold
         thr_s = f"{float(thr):.4g}" if thr.ndim == 0 else f"tensor{tuple(thr.shape)}"
         decay_s = "learned" if c.learn_decay else f"{c.decay:.4g}"
+        if self.threshold_low is not None:
+            thr_s += f", threshold_low=tensor{tuple(self.threshold_low.shape)}"
         parts = [f"spike={c.spike}", f"decay={decay_s}", f"threshold={thr_s}", f"reset={c.reset}",
                  f"surrogate={self.spec.surrogate.name}"]
         if self.spec.pre_fire == "mpr":
