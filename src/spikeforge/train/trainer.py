@@ -374,13 +374,17 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train, evaluate, checkpoint, fold, measure; returns the final metrics (also in metrics.json)."""
-        self._setup()
+        was_deterministic = torch.are_deterministic_algorithms_enabled()
+        self._tb = None
+        self.dist = DistInfo()
         try:
+            self._setup()
             return self._fit()
         finally:
             if self._tb is not None:
                 self._tb.close()
             shutdown(self.dist)
+            torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
     def _fit(self) -> dict[str, Any]:
         cfg = self.cfg
