@@ -130,3 +130,18 @@ def test_model_and_data_kinds_must_match(tmp_path, tiny):
     tiny["data"] = {"name": "digits-points", "limit": 16}
     with pytest.raises(ValueError, match="takes static input but dataset 'digits-points' is points"):
         train(tiny, tmp_path / "k", verbose=False)
+
+
+def test_device_resolution():
+    from spikeforge.train.trainer import epoch_seed, resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="CUDA is not available; use --set device=cpu"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+    seeds = {epoch_seed(0, e, r, s) for e in range(4) for r in range(2) for s in range(5)}
+    assert len(seeds) == 40 and all(0 <= v < 2**63 for v in seeds)  # distinct streams
+    assert epoch_seed(1, 2, 0, 3) == epoch_seed(1, 2, 0, 3)
