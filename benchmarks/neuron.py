@@ -55,9 +55,14 @@ def _verdict(results: list[Measurement]) -> list[str]:
         mem = (f"{other.peak_mem_bytes / base.peak_mem_bytes:.2f}x spikeforge's peak memory"
                if other.peak_mem_bytes and base.peak_mem_bytes else "memory n/a")
         goal = ""
+        best = _min_ratio(results, lib) or 0.0
         if lib in ("spikingjelly", "snntorch"):
-            goal = (f" — target {TARGET:.0f}x **met**" if r >= TARGET else
-                    f" — target {TARGET:.0f}x **missed** (reached {100 * r / TARGET:.0f} % of it)")
+            # a load burst on a shared machine can inflate one library's median; claim the target only when the
+            # best-repeat ratio (the least disturbed repeats) agrees
+            low = min(r, best)
+            goal = (f" — target {TARGET:.0f}x **met**" if low >= TARGET else
+                    f" — target {TARGET:.0f}x **not established**: the lower of the two ratios is {low:.2f}x "
+                    f"({100 * low / TARGET:.0f} % of the target)")
         fwd = _ratio(results, lib, "fwd_median")
         lines.append(f"- vs {lib}: spikeforge is **{r:.2f}x** faster on the fwd+bwd median "
                      f"({_min_ratio(results, lib):.2f}x on the best repeat; fwd alone {fwd:.2f}x),"
@@ -191,8 +196,10 @@ dominated by the 4096x4096 matmuls (about 2x67 GFLOP per repeat at B = 2), which
 ratios show how much the neuron matters inside a layer, not the kernel's speed.
 
 **Noise.** The machine has 2 cores shared with other jobs (see the load averages above). Each library's repeats
-are spread over several subprocess rounds, interleaved with the others, so load bursts hit every library; the
-min-max column and the best-repeat ratios show the spread. Rerun on an idle machine for tighter numbers.
+are spread over several subprocess rounds, interleaved with the others, so load bursts hit every library; but a
+library that runs longer is exposed to more of them, so under load the medians overstate the gaps. The min-max
+column and the best-repeat ratios show the spread; the verdicts claim the 3x target only when the median *and*
+the best-repeat ratio reach it. Rerun on an idle machine for tighter numbers.
 """
 
 
