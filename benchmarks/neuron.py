@@ -199,7 +199,11 @@ ratios show how much the neuron matters inside a layer, not the kernel's speed.
 are spread over several subprocess rounds, interleaved with the others, so load bursts hit every library; but a
 library that runs longer is exposed to more of them, so under load the medians overstate the gaps. The min-max
 column and the best-repeat ratios show the spread; the verdicts claim the 3x target only when the median *and*
-the best-repeat ratio reach it. Rerun on an idle machine for tighter numbers.
+the best-repeat ratio reach it. Rerun on an idle machine for tighter numbers. A profile under such load shows why
+the per-op libraries suffer most: every ATen elementwise op on the 8 MiB slice is an OpenMP parallel region over
+both cores, and when another process holds one core the region waits a scheduler time slice for its second thread
+(~16 ms per op instead of ~1 ms). A PyTorch-level loop runs hundreds of such regions per forward+backward; the
+C++ kernel runs two. `--threads 1` avoids the barrier waits and gives steadier (but single-core) numbers.
 """
 
 
