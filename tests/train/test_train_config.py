@@ -102,3 +102,11 @@ def test_bundled_recipes_include_the_cpu_scale_set_and_all_resolve():
     for name in names:
         cfg = resolve(apply_overrides(load_recipe(name), ["epochs=1", "data.limit=8", "device=cpu"]))
         assert cfg["epochs"] == 1 and cfg["data"]["limit"] == 8 and cfg["device"] == "cpu"
+
+
+def test_quickstart_is_ternary_with_mpbn():
+    """The embedded default demonstrates ternary spikes + MPBN (issue: quickstart recipe)."""
+    from spikeforge.neurons import neuron_config
+
+    cfg = neuron_config(load_recipe("quickstart")["model"]["neuron"])
+    assert cfg.spike == "ternary" and cfg.pre_fire == "mpbn" and cfg.amplitude == "layer"
