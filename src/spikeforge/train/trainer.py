@@ -29,6 +29,7 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from ..encode import readout
 from . import checkpoint as ckpt
 from .builders import (
     build_model,
@@ -72,10 +73,6 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
     return (z ^ (z >> 31)) & 0x7FFFFFFFFFFFFFFF
 
 
-def _readout(logits: Tensor, mode: str) -> Tensor:
-    return logits.sum(0) if mode == "sum" else logits.mean(0)
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, kind: str, batch_size: int,
              device: torch.device, dist_info: DistInfo | None = None) -> tuple[float, float]:
@@ -89,11 +86,11 @@ def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, 
     n = x.shape[0]
     lo, hi = n * info.rank // info.world_size, n * (info.rank + 1) // info.world_size
     correct, loss_sum = 0.0, 0.0
-    readout = getattr(objective, "readout", "mean")
+    mode = getattr(objective, "readout", "mean")
     for i in range(lo, hi, batch_size):
         xb = encode_input(x[i:min(i + batch_size, hi)].to(device), kind, T)
         yb = y[i:min(i + batch_size, hi)].to(device)
-        z = _readout(objective.logits(objective.forward(model, xb)).float(), readout)
+        z = readout(objective.logits(objective.forward(model, xb)).float(), mode)
         correct += float((z.argmax(1) == yb).sum())
         loss_sum += float(nn.functional.cross_entropy(z, yb, reduction="sum"))
     correct, loss_sum = all_reduce_sum([correct, loss_sum], info, device)
@@ -318,7 +315,7 @@ class Trainer:
             with self.objective.observe(self.raw_model) as membranes:
                 outputs = self.objective.forward(self.model, xb)
             loss, parts = self.objective.loss(outputs, yb, membranes=membranes, progress=progress)
-        logits = _readout(self.objective.logits(outputs).detach().float(), getattr(self.objective, "readout",
+        logits = readout(self.objective.logits(outputs).detach().float(), getattr(self.objective, "readout",
                                                                                    "mean"))
         return loss, parts, logits
 
