@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-__all__ = ["scale_width", "as_hw", "conv_out_hw", "pool_out_hw", "init_conv_linear"]
+__all__ = ["scale_width", "as_hw", "conv_out_hw", "pool_out_hw", "init_conv_linear", "finish_image_model"]
 
 
 def scale_width(channels: int, width: float) -> int:
@@ -49,3 +49,14 @@ def init_conv_linear(model: nn.Module) -> None:
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def finish_image_model(model: nn.Module, num_classes: int, in_channels: int,
+                       input_size: int | Sequence[int]) -> None:
+    """Record the model's I/O description (``num_classes``, ``in_channels``, ``input_size``, ``input_shape``)
+    and initialise its conv/linear weights."""
+    model.num_classes = num_classes
+    model.in_channels = in_channels
+    model.input_size = as_hw(input_size)
+    model.input_shape = (in_channels,) + model.input_size
+    init_conv_linear(model)

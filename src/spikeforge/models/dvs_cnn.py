@@ -16,7 +16,7 @@ from torch import nn
 
 from ..layers import AvgPool2d, Conv2d, Dropout, Flatten, Linear, MaxPool2d, make_neuron, make_norm
 from ..neurons import neuron_config
-from ._common import as_hw, init_conv_linear, pool_out_hw, scale_width
+from ._common import as_hw, finish_image_model, pool_out_hw, scale_width
 from .registry import SpikingModel, register_model
 
 __all__ = ["SpikingDVSCNN", "dvs_cnn"]
@@ -55,11 +55,7 @@ class SpikingDVSCNN(nn.Sequential, SpikingModel):
             layers.append(Dropout(dropout))
         layers.append(Linear(cin * hw[0] * hw[1], num_classes))
         super().__init__(*layers)
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.input_size = as_hw(input_size)
-        self.input_shape = (in_channels,) + self.input_size
-        init_conv_linear(self)
+        finish_image_model(self, num_classes, in_channels, input_size)
 
 
 @register_model

@@ -30,7 +30,7 @@ from torch import nn
 
 from ..layers import AdaptiveAvgPool2d, AvgPool2d, BasicBlock, Conv2d, Flatten, Linear, make_neuron, make_norm
 from ..neurons import neuron_config
-from ._common import as_hw, conv_out_hw, init_conv_linear, scale_width
+from ._common import as_hw, conv_out_hw, finish_image_model, scale_width
 from .registry import SpikingModel, register_model
 
 __all__ = ["SpikingResNet", "resnet18", "resnet34", "resnet19", "resnet20", "resnet20m"]
@@ -131,11 +131,7 @@ class SpikingResNet(nn.Sequential, SpikingModel):
         else:
             parts["fc"] = Linear(cin, num_classes)
         super().__init__(parts)
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.input_size = as_hw(input_size)
-        self.input_shape = (in_channels,) + self.input_size
-        init_conv_linear(self)
+        finish_image_model(self, num_classes, in_channels, input_size)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, BasicBlock) and getattr(m.bn2, "weight", None) is not None:
