@@ -169,6 +169,7 @@ def merge_affine(layer: nn.Module, k: Tensor, b: Tensor, name: str) -> None:
         raise FoldError(f"{name} ({type(layer).__name__}) cannot absorb an output affine")
     O = layer.weight.shape[0]
     w = layer.weight
+    k, b = k.to(w.device), b.to(w.device)  # constants may be built on the CPU; the layer may live on CUDA
     element = any(t.ndim > 1 and any(d > 1 for d in t.shape[1:]) for t in (k, b))
     if element and not isinstance(layer, UnsharedConv2d):
         raise FoldError(f"an element-wise output scale needs an unshared conv, {name} is {type(layer).__name__}")
