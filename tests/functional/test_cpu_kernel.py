@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import warnings
 
 import pytest
@@ -107,3 +108,13 @@ def test_env_var_disables_kernel(monkeypatch):
     monkeypatch.setenv("SPIKEFORGE_CPU_KERNEL", "0")
     assert _cpu_kernel.kernel() is None
     assert _cpu_kernel.kernel_status().startswith("disabled")
+
+
+def test_ninja_from_the_python_package_when_none_on_path(monkeypatch):
+    ninja = pytest.importorskip("ninja")
+    from spikeforge.functional import _cpu_kernel as ck
+
+    monkeypatch.setattr(ck.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    ck._ensure_ninja_on_path()
+    assert os.environ["PATH"].split(os.pathsep)[0] == ninja.BIN_DIR

@@ -21,6 +21,7 @@ compiler, no Python headers) a ``RuntimeWarning`` says so once and the Python fu
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import warnings
 from types import ModuleType
@@ -222,6 +223,18 @@ _module: ModuleType | None = None
 _status = "not built yet"
 
 
+def _ensure_ninja_on_path() -> None:
+    """torch builds extensions with the ``ninja`` executable found on PATH; when none is there (a venv used
+    without activating it), use the one shipped by the ``ninja`` Python package, a dependency of spikeforge."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja  # type: ignore[import-untyped]
+    except ImportError:
+        return
+    os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
+
+
 def kernel() -> ModuleType | None:
     """The compiled module (``lif_forward``, ``lif_backward``), or ``None`` when disabled or unbuildable."""
     global _module, _status
@@ -236,6 +249,7 @@ def kernel() -> ModuleType | None:
         try:
             from torch.utils.cpp_extension import load_inline
 
+            _ensure_ninja_on_path()
             _module = load_inline(
                 name="spikeforge_lif_cpu_v3", cpp_sources=[_SOURCE], functions=["lif_forward", "lif_backward"],
                 extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"],
