@@ -126,15 +126,20 @@ def _avg_pool(m: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     return m, scale
 
 
+def check_max_commutes(scale: Scale, what: str, ctx: FoldContext) -> None:
+    """``max(a ⊙ s) = a ⊙ max(s)`` holds for a positive layer/channel amplitude only; raise otherwise."""
+    if scale.granularity == "element" or not scale.positive():
+        raise FoldError(f"the amplitude of {scale.source} reaches the {what} {ctx.name}; max commutes "
+                        "with a positive layer/channel amplitude only (got "
+                        f"{scale.granularity}-wise, min {float(scale.value.min()):.4g})")
+
+
 @fold_rule(nn.MaxPool1d, nn.MaxPool2d)
 def _max_pool(m: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
     """``max(a ⊙ s) = a ⊙ max(s)`` for a positive layer/channel amplitude."""
     if scale is None:
         return m, None
-    if scale.granularity == "element" or not scale.positive():
-        raise FoldError(f"the amplitude of {scale.source} reaches the max-pooling layer {ctx.name}; max commutes "
-                        "with a positive layer/channel amplitude only (got "
-                        f"{scale.granularity}-wise, min {float(scale.value.min()):.4g})")
+    check_max_commutes(scale, "max-pooling layer", ctx)
     return m, scale
 
 

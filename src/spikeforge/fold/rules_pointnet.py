@@ -24,7 +24,7 @@ from torch import nn
 from ..models.pointnet import PointMaxPool, SpikingPointNet, TNet, TransformHead
 from .linear import CONV_LIKE, NORM_LIKE, merge_affine
 from .registry import FoldContext, FoldError, Scale, fold_rule
-from .rules_core import fold_sequence
+from .rules_core import check_max_commutes, fold_sequence
 
 __all__: list[str] = []
 
@@ -34,10 +34,7 @@ def _point_max_pool(m: PointMaxPool, scale: Scale | None, ctx: FoldContext) -> t
     """``max_n(a ⊙ ŝ) = a ⊙ max_n(ŝ)`` for ``a > 0`` (layer or channel); ``[T, B, C, N] -> [T, B, C]``."""
     if scale is None:
         return m, None
-    if scale.granularity == "element" or not scale.positive():
-        raise FoldError(f"the amplitude of {scale.source} reaches the max-pool over points {ctx.name}; max commutes "
-                        "with a positive layer/channel amplitude only (got "
-                        f"{scale.granularity}-wise, min {float(scale.value.min()):.4g})")
+    check_max_commutes(scale, "max-pool over points", ctx)
     if scale.granularity == "channel":
         # (C, 1) over [C, N] -> (C,) over the pooled feature vector
         return m, Scale(scale.value.detach().reshape(-1), "channel", scale.source, flat=scale.flat)
