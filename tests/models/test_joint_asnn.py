@@ -156,3 +156,22 @@ def test_fold_accepts_the_export() -> None:
     assert report.spikes_equal and report.spike_values_ok, report
     assert report.ok(1e-5), report
     assert not any(isinstance(m, layers.BatchNorm2d) for m in folded.modules())  # BN merged into the convs
+
+
+@pytest.mark.parametrize("neuron", ["lif", "ternary", "real-spike", "mpbn"])
+def test_fold_joint_model_is_its_folded_snn_export(neuron) -> None:
+    """``spikeforge.fold`` accepts the dual-mode model itself; verify_fold matches every neuron by name."""
+    import spikeforge
+
+    torch.manual_seed(0)
+    model = spikeforge.create_model("joint_asnn_resnet18", num_classes=5, width=1 / 16, neuron=neuron,
+                                    input_size=(8, 8))
+    x = torch.rand(2, 4, 3, 8, 8)
+    model.train()
+    model(x)  # non-trivial BN statistics
+    model.eval()
+    folded = spikeforge.fold(model)
+    assert not any(isinstance(m, (DualConv2d, DualBatchNorm2d, DualLinear)) for m in folded.modules())
+    report = spikeforge.verify_fold(model, folded, x)
+    assert report.ok(1e-5), report
+    assert len(report.layer_size) == 1 + 2 * 8  # stem + two neurons per block, matched by name

@@ -82,6 +82,13 @@ def _run(model: nn.Module, x: Any, seed: int) -> tuple[Tensor, dict[str, Tensor]
     return out, {k: torch.cat([t.flatten() for t in v]) for k, v in rec.items()}, kinds
 
 
+def _renamed(folded: nn.Module, by_name: dict[str, Any]) -> dict[str, Any]:
+    """Key per-neuron records by the source model's names when a network was rebuilt under other names (it then
+    carries ``source_neuron_names``, e.g. Joint A-SNN's SNN export and its folded form)."""
+    names = getattr(folded, "source_neuron_names", None)
+    return by_name if not names else {names.get(k, k): v for k, v in by_name.items()}
+
+
 def _cast(x: Any, dtype: torch.dtype) -> Any:
     if isinstance(x, Tensor):
         return x.to(dtype) if x.is_floating_point() else x
@@ -104,6 +111,7 @@ def verify_fold(model: nn.Module, folded: nn.Module, x: Any, *, seed: int = 0) -
     xa = _cast(x, torch.float64)
     la, sa, _ = _run(a64, xa, seed)
     lf, sf, kinds = _run(f64, xa, seed)
+    sa, sf, kinds = _renamed(model, sa), _renamed(folded, sf), _renamed(folded, kinds)
     if la.shape != lf.shape:
         raise ValueError(f"the models disagree on the output shape: {tuple(la.shape)} vs {tuple(lf.shape)}")
     scale = float(la.abs().max())
@@ -129,6 +137,7 @@ def verify_fold(model: nn.Module, folded: nn.Module, x: Any, *, seed: int = 0) -
     x32 = _cast(x, torch.float32)
     l1, s1_, _ = _run(a32, x32, seed)
     l2, s2_, _ = _run(f32, x32, seed)
+    s1_, s2_ = _renamed(model, s1_), _renamed(folded, s2_)
     equal = total = 0
     for name in set(s1_) | set(s2_):
         u, v = s1_.get(name), s2_.get(name)

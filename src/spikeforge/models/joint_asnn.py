@@ -330,8 +330,12 @@ class JointASNN(SpikingModel):
         cfg = self.neuron_config
         hw = self.input_size
         mods: list[nn.Module] = [_export_conv(self.conv1), _export_bn(self.bn1), _export_neuron(self.sn1, cfg, hw)]
-        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
-            for blk in stage:
+        # qualified name of every exported neuron -> the neuron it copies in this model (for verify_fold)
+        names = {"2": "sn1.sn"}
+        for s_idx, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), start=1):
+            for b_idx, blk in enumerate(stage):
+                for sn in ("sn1", "sn2"):
+                    names[f"{len(mods)}.{sn}"] = f"layer{s_idx}.{b_idx}.{sn}.sn"
                 out = BasicBlock(blk.cin, blk.cout, blk.stride, cfg, style="standard", norm="bn", hw=hw)
                 out.conv1.weight.copy_(blk.conv1.weight_for("snn"))
                 out.bn1.load_state_dict(blk.bn1.bn_snn.state_dict())
@@ -351,6 +355,7 @@ class JointASNN(SpikingModel):
         model = nn.Sequential(*mods)
         model.num_classes = self.num_classes  # type: ignore[assignment]
         model.input_kind = "static"  # type: ignore[assignment]
+        model.source_neuron_names = names  # type: ignore[assignment]
         model.train(self.training)
         return model
 
