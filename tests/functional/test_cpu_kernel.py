@@ -25,9 +25,10 @@ SURROGATES = [("rectangular", {}), ("ste", {"width": 0.7}), ("triangle", {}), ("
 DYNAMICS = list(itertools.product(["hard", "soft", "none"], [False, True], [False, True]))
 
 
+@pytest.mark.parametrize("spike", ["binary", "ternary"])
 @pytest.mark.parametrize("reset,detach,decay_input", DYNAMICS)
 @pytest.mark.parametrize("sg_name,sg_param", SURROGATES)
-def test_kernel_matches_reference(reset, detach, decay_input, sg_name, sg_param):
+def test_kernel_matches_reference(reset, detach, decay_input, sg_name, sg_param, spike):
     _kernel_or_skip()
     g = torch.Generator().manual_seed(3)
     x = (torch.randn(6, 3, 4, 5, generator=g, dtype=torch.float64) * 0.8 + 0.3)
@@ -35,7 +36,8 @@ def test_kernel_matches_reference(reset, detach, decay_input, sg_name, sg_param)
     g_s = torch.randn(x.shape, generator=g, dtype=torch.float64)
     g_h = torch.randn(x.shape, generator=g, dtype=torch.float64)
     g_v = torch.randn(v0.shape, generator=g, dtype=torch.float64)
-    spec = NeuronSpec(reset=reset, v_reset=-0.1 if reset == "hard" else 0.0, detach_reset=detach,
+    spec = NeuronSpec(spike=spike, reset=reset, v_reset=-0.1 if (reset == "hard" and spike == "binary") else 0.0,
+                      detach_reset=detach,
                       decay_input=decay_input, surrogate=surrogate(sg_name, **sg_param),
                       soft_reset_amount=0.3 if (reset == "soft" and detach) else None)
 
@@ -53,6 +55,8 @@ def test_kernel_matches_reference(reset, detach, decay_input, sg_name, sg_param)
     got, want = run(True), run(False)
     assert torch.equal(got[0], want[0]), "spikes differ from the reference"
     assert got[0].abs().sum() > 0 and (got[0] == 0).any(), "test input must both fire and not fire"
+    if spike == "ternary":
+        assert (got[0] < 0).any(), "test input must fire negative spikes"
     for name, a, b in zip(("v_T", "h", "dx", "dv0"), got[1:], want[1:]):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12, msg=f"{name} differs from the reference")
 
@@ -72,7 +76,8 @@ def test_kernel_used_only_when_it_covers_the_call():
     v = torch.zeros(2, 4)
     d, t = torch.tensor(0.5), torch.tensor(1.0)
     binary = NeuronSpec()
-    assert neuron_mod._cpu_kernel_for(x, v, d, t, NeuronSpec(spike="ternary"), False) is None
+    if _cpu_kernel.kernel() is not None:  # ternary spikes with symmetric thresholds are covered
+        assert neuron_mod._cpu_kernel_for(x, v, d, t, NeuronSpec(spike="ternary"), False) is not None
     assert neuron_mod._cpu_kernel_for(x, v, d, t, NeuronSpec(pre_fire="mpr"), False) is None
     assert neuron_mod._cpu_kernel_for(x, v, d, torch.ones(4), binary, False) is None  # per-channel threshold
     assert neuron_mod._cpu_kernel_for(x, v, d.clone().requires_grad_(), t, binary, False) is None  # PLIF decay

@@ -403,7 +403,7 @@ class _FusedNeuronKernel(torch.autograd.Function):
     def forward(ctx, x: Tensor, v0: Tensor, spec: NeuronSpec, decay: float, thr: float, k):  # type: ignore[override]
         amount = thr if spec.soft_reset_amount is None else spec.soft_reset_amount
         args = (decay, spec.decay_input, thr, _RESET_IDS[spec.reset], spec.v_reset, amount)
-        s, h, v_last = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *args)
+        s, h, v_last = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *args, spec.spike == "ternary")
         ctx.save_for_backward(h)
         ctx.args, ctx.spec, ctx.k = args, spec, k
         return s, v_last.view(x.shape[1:]), h
@@ -416,7 +416,8 @@ class _FusedNeuronKernel(torch.autograd.Function):
         g_hseq = None if g_hseq is None else g_hseq.contiguous()
         g_vT = None if g_vT is None else g_vT.contiguous().reshape(-1)
         g_x, g_v0 = ctx.k.lif_backward(g_s, g_hseq, g_vT, h, *ctx.args, spec.detach_reset,
-                                       _cpu_kernel.SURROGATE_IDS[spec.surrogate.name], spec.surrogate.param)
+                                       _cpu_kernel.SURROGATE_IDS[spec.surrogate.name], spec.surrogate.param,
+                                       spec.spike == "ternary")
         return g_x, (g_v0.view(h.shape[1:]) if ctx.needs_input_grad[1] else None), None, None, None, None
 
 
@@ -424,7 +425,7 @@ def _cpu_kernel_for(x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: Neu
     """The compiled kernel when it covers this call exactly (else ``None``: the Python fused path runs)."""
     covered = (
         x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and v0.shape == x.shape[1:]
-        and spec.spike == "binary" and spec.pre_fire == "none" and not time_varying
+        and spec.pre_fire == "none" and not time_varying
         and decay.numel() == 1 and thr.numel() == 1 and thr.ndim < x.ndim
         and not (decay.requires_grad or thr.requires_grad)
         and spec.surrogate.name in _cpu_kernel.SURROGATE_IDS
