@@ -69,3 +69,23 @@ def test_build_recipe_and_errors():
         T.build({"cutout": {"size": 3}})
     with pytest.raises(ValueError, match="expected true/false"):
         T.build({"random_crop": "yes"})
+def test_point_augmentations_on_channel_first_clouds():
+    from spikeforge.data.transforms import PointDropout, PointScale, PointShift, build
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, 64)
+    y = PointScale(low=0.8, high=1.25, generator=g)(x)
+    ratio = y / x
+    assert torch.allclose(ratio, ratio[:, :1, :1].expand_as(ratio), atol=1e-5)  # one factor per cloud
+    assert bool(((ratio[:, 0, 0] >= 0.8) & (ratio[:, 0, 0] <= 1.25)).all())
+    z = PointShift(shift=0.1, generator=g)(x)
+    off = z - x
+    assert torch.allclose(off, off[:, :, :1].expand_as(off), atol=1e-6) and float(off.abs().max()) <= 0.1
+    d = PointDropout(max_ratio=0.875, generator=g)(x)
+    assert d.shape == x.shape
+    kept = (d == x).all(1)
+    replaced = (d == x[:, :, :1]).all(1)
+    assert bool((kept | replaced).all())
+    assert len(build({"point_scale": True, "point_shift": True, "point_dropout": True})) == 3
+    with pytest.raises(ValueError, match=r"\[B, C, N\]"):
+        PointScale()(torch.randn(2, 3, 4, 4))

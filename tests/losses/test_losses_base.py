@@ -31,7 +31,7 @@ def test_registry_lists_every_objective() -> None:
 @pytest.mark.parametrize(("cfg", "match"), [
     ("focal", r"unknown objective 'focal'; choose one of \['ce', 'im', 'joint_asnn', 'rmp', 'tet'\]"),
     ({"weight": 1.0}, "needs a 'name'"),
-    ({"name": "ce", "smoothing": 0.1}, r"no option\(s\) \['smoothing'\]; valid options: \['label_smoothing'"),
+    ({"name": "ce", "smoothing": 0.1}, r"no option\(s\) \['smoothing'\]; valid options: \[.*'label_smoothing'"),
     ({"name": "rmp", "lambda": 0.1}, r"valid options: \[.*'schedule'.*'weight'"),
     ({"name": "rmp", "schedule": "step"}, "unknown schedule 'step'"),
     ({"name": "rmp", "base": "mse"}, "base must be one of"),
@@ -104,3 +104,25 @@ def test_step_runs_forward_and_loss_and_observes_only_when_needed() -> None:
     assert float(loss2.detach()) == pytest.approx(float(ce.loss(model(x), y)[0].detach()), abs=1e-6)
     with pytest.raises(NotImplementedError):
         Objective().loss(out, y)
+
+
+def test_feature_transform_regulariser_is_added_with_its_weight():
+    import spikeforge
+    from spikeforge.losses import build_objective
+
+    torch.manual_seed(0)
+    model = spikeforge.create_model("pointnet", num_classes=4, width=1 / 16, neuron="lif")
+    x = torch.randn(1, 3, 3, 32)
+    y = torch.tensor([0, 1, 2])
+    plain = build_objective({"name": "ce"})
+    reg = build_objective({"name": "ce", "feature_transform_weight": 0.001})
+    torch.manual_seed(1)
+    out = reg.forward(model, x)
+    total, parts = reg.loss(out, y)
+    expected_reg = model.feature_transform_regularizer()
+    base, _ = plain.loss(out.logits, y)
+    torch.testing.assert_close(total, base + 0.001 * expected_reg)
+    assert parts["feature_transform_reg"] == pytest.approx(float(expected_reg.detach()))
+    assert reg.logits(out).shape == (1, 3, 4)
+    with pytest.raises(ValueError, match="feature_transform_regularizer"):
+        reg.forward(spikeforge.create_model("mlp"), torch.randn(1, 2, 64))

@@ -9,6 +9,8 @@ same crop/flip/hole is applied to all time steps of one sample, as needed for ev
 * :class:`HFlip` - flip the width axis with probability ``p``.
 * :class:`Cutout` - DeVries & Taylor 2017: zero ``n_holes`` squares of side ``length`` whose
   centres are uniform over the image (the squares are clipped at the border).
+* :class:`PointScale`, :class:`PointShift`, :class:`PointDropout` - the PointNet(++) augmentations of
+  :mod:`spikeforge.data.points` on channel-first clouds ``[B, C, N]`` (as datasets store them).
 
 AutoAugment is **not** provided: the only well-kept non-torchvision implementation (kornia)
 would be a new heavy dependency and works on un-normalised [0, 1] images; see docs/data.md.
@@ -25,7 +27,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-__all__ = ["RandomCrop", "HFlip", "Cutout", "Compose", "build", "TRANSFORMS"]
+from . import points
+
+__all__ = ["RandomCrop", "HFlip", "Cutout", "PointScale", "PointShift", "PointDropout", "Compose", "build",
+           "TRANSFORMS"]
 
 
 def _rand(n: int, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
@@ -116,6 +121,38 @@ class Cutout:
         return x * keep.reshape(shape).to(x.dtype)
 
 
+class _PointTransform:
+    """A :mod:`~spikeforge.data.points` augmentation (written for ``[B, N, C]``) on ``[B, C, N]`` clouds."""
+
+    fn: Callable[..., torch.Tensor]
+
+    def __init__(self, generator: torch.Generator | None = None, **options: float) -> None:
+        self.generator, self.options = generator, options
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"{type(self).__name__} expects point clouds [B, C, N], got shape {tuple(x.shape)}")
+        return type(self).fn(x.transpose(1, 2), generator=self.generator, **self.options).transpose(1, 2)
+
+
+class PointScale(_PointTransform):
+    """Scale xyz of each cloud by one factor ~ U(low, high) (default 0.8, 1.25)."""
+
+    fn = staticmethod(points.random_scale)
+
+
+class PointShift(_PointTransform):
+    """Shift each cloud by one offset ~ U(-shift, shift)^3 (default 0.1)."""
+
+    fn = staticmethod(points.random_shift)
+
+
+class PointDropout(_PointTransform):
+    """Drop each point with a per-cloud probability ~ U(0, max_ratio) (default 0.875), replaced by the first."""
+
+    fn = staticmethod(points.random_point_dropout)
+
+
 class Compose:
     """Apply transforms in order."""
 
@@ -136,7 +173,8 @@ class Compose:
 
 #: Recipe key -> transform class. Values: ``true`` (defaults), ``false``/``null`` (skip),
 #: a dict of keyword arguments, or for ``hflip`` a number (= p).
-TRANSFORMS: dict[str, type] = {"random_crop": RandomCrop, "hflip": HFlip, "cutout": Cutout}
+TRANSFORMS: dict[str, type] = {"random_crop": RandomCrop, "hflip": HFlip, "cutout": Cutout,
+                               "point_scale": PointScale, "point_shift": PointShift, "point_dropout": PointDropout}
 
 
 def build(spec: Mapping[str, Any] | None, generator: torch.Generator | None = None) -> Compose:

@@ -9,19 +9,32 @@
 
   Defaults λ = 1e-3, φ = 1.0 are the official code's defaults (brain-intelligence-lab/temporal_efficient_training,
   ``--lamb 1e-3 --means 1.0``); ``mse_weight=0`` gives pure per-step CE. Evaluation averages logits over T.
+
+Both take ``feature_transform_weight`` (w): ``L += w·model.feature_transform_regularizer()`` — PointNet's
+``mean ‖I − A Aᵀ‖_F`` on the feature transform of the same forward call (Spiking PointNet uses w = 0.001,
+methods.md §2). The objective's forward then returns a :class:`RegularizedOutput`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..encode import readout as _readout
 from .base import Membranes, Objective, check_logits, check_readout, register_objective, reject_unknown
 
-__all__ = ["CrossEntropyObjective", "TETObjective", "tet_loss"]
+__all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "tet_loss"]
+
+
+@dataclass
+class RegularizedOutput:
+    """Per-step logits and the model's regulariser from the same forward call."""
+
+    logits: Tensor
+    regularizer: Tensor
 
 
 def _check_target(target: Tensor, logits: Tensor) -> None:
@@ -35,11 +48,34 @@ class CrossEntropyObjective(Objective):
 
     name = "ce"
 
-    def __init__(self, readout: str = "mean", label_smoothing: float = 0.0):
+    def __init__(self, readout: str = "mean", label_smoothing: float = 0.0, feature_transform_weight: float = 0.0):
         self.readout = check_readout(readout)
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must lie in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
+        if feature_transform_weight < 0:
+            raise ValueError(f"feature_transform_weight must be >= 0, got {feature_transform_weight}")
+        self.feature_transform_weight = float(feature_transform_weight)
+
+    def forward(self, model: nn.Module, x: Tensor) -> Any:
+        out = model(x)
+        if not self.feature_transform_weight:
+            return out
+        inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
+        regularizer = getattr(inner, "feature_transform_regularizer", None)
+        if regularizer is None:
+            raise ValueError(f"feature_transform_weight needs a model with feature_transform_regularizer() "
+                             f"(PointNet); {type(inner).__name__} has none")
+        return RegularizedOutput(out, regularizer())
+
+    def logits(self, outputs: Any) -> Tensor:
+        return super().logits(outputs.logits if isinstance(outputs, RegularizedOutput) else outputs)
+
+    def _add_regularizer(self, total: Tensor, outputs: Any, parts: dict[str, float]) -> Tensor:
+        if not isinstance(outputs, RegularizedOutput):
+            return total
+        parts["feature_transform_reg"] = float(outputs.regularizer.detach())
+        return total + self.feature_transform_weight * outputs.regularizer
 
     def classification_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         check_logits(logits)
@@ -49,10 +85,12 @@ class CrossEntropyObjective(Objective):
     def loss(self, outputs: Any, target: Tensor, *, membranes: Membranes | None = None,
              progress: float = 0.0) -> tuple[Tensor, dict[str, float]]:
         ce = self.classification_loss(self.logits(outputs), target)
-        return ce, {"ce": float(ce.detach())}
+        parts = {"ce": float(ce.detach())}
+        return self._add_regularizer(ce, outputs, parts), parts
 
     def config(self) -> dict[str, Any]:
-        return {"name": self.name, "readout": self.readout, "label_smoothing": self.label_smoothing}
+        return {"name": self.name, "readout": self.readout, "label_smoothing": self.label_smoothing,
+                "feature_transform_weight": self.feature_transform_weight}
 
 
 def tet_loss(logits: Tensor, target: Tensor, mse_weight: float = 1e-3, mse_target: float = 1.0,
@@ -78,8 +116,8 @@ class TETObjective(CrossEntropyObjective):
     name = "tet"
 
     def __init__(self, mse_weight: float = 1e-3, mse_target: float = 1.0, label_smoothing: float = 0.0,
-                 readout: str = "mean"):
-        super().__init__(readout, label_smoothing)
+                 readout: str = "mean", feature_transform_weight: float = 0.0):
+        super().__init__(readout, label_smoothing, feature_transform_weight)
         if not 0.0 <= mse_weight <= 1.0:
             raise ValueError(f"TET mse_weight (lambda) must lie in [0, 1], got {mse_weight}")
         self.mse_weight, self.mse_target = float(mse_weight), float(mse_target)
@@ -91,13 +129,14 @@ class TETObjective(CrossEntropyObjective):
              progress: float = 0.0) -> tuple[Tensor, dict[str, float]]:
         total, ce, mse = tet_loss(self.logits(outputs), target, self.mse_weight, self.mse_target,
                                   self.label_smoothing)
-        return total, {"tet_ce": float(ce.detach()), "tet_mse": float(mse.detach())}
+        parts = {"tet_ce": float(ce.detach()), "tet_mse": float(mse.detach())}
+        return self._add_regularizer(total, outputs, parts), parts
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "mse_weight": self.mse_weight, "mse_target": self.mse_target}
 
 
-_CE_OPTS = {"readout", "label_smoothing"}
+_CE_OPTS = {"readout", "label_smoothing", "feature_transform_weight"}
 _TET_OPTS = _CE_OPTS | {"mse_weight", "mse_target"}
 
 
