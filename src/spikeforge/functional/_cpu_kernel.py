@@ -259,7 +259,7 @@ def _ensure_ninja_on_path() -> None:
     if shutil.which("ninja"):
         return
     try:
-        import ninja  # type: ignore[import-untyped]
+        import ninja
     except ImportError:
         return
     os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")

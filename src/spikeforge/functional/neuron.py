@@ -143,13 +143,13 @@ class _Heaviside(torch.autograd.Function):
     """H(r - thr) with the surrogate backward; ternary applies it symmetrically. Reference path only."""
 
     @staticmethod
-    def forward(ctx, r: Tensor, thr: Tensor, spec: NeuronSpec) -> Tensor:  # type: ignore[override]
+    def forward(ctx, r: Tensor, thr: Tensor, spec: NeuronSpec) -> Tensor:
         ctx.save_for_backward(r, thr)
         ctx.spec = spec
         return _fire(r, r, thr, spec)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         r, thr = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
         if spec.spike == "binary":
@@ -159,8 +159,8 @@ class _Heaviside(torch.autograd.Function):
             sg = spec.surrogate.grad(r.abs() - thr)
             g_thr = -g * sg * torch.sign(r)
         g_r = g * sg
-        g_thr = _sum_to(g_thr, thr) if ctx.needs_input_grad[1] else None
-        return g_r, g_thr, None
+        g_thr_out = _sum_to(g_thr, thr) if ctx.needs_input_grad[1] else None
+        return g_r, g_thr_out, None
 
 
 class _TernaryAsymmetric(torch.autograd.Function):
@@ -171,13 +171,13 @@ class _TernaryAsymmetric(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, r: Tensor, thr: Tensor, low: Tensor, spec: NeuronSpec) -> Tensor:  # type: ignore[override]
+    def forward(ctx, r: Tensor, thr: Tensor, low: Tensor, spec: NeuronSpec) -> Tensor:
         ctx.save_for_backward(r, thr, low)
         ctx.spec = spec
         return (r >= thr).to(r.dtype) - (r <= low).to(r.dtype)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         r, thr, low = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
         upper = r >= 0.5 * (thr + low)
@@ -252,7 +252,7 @@ class _FusedNeuron(torch.autograd.Function):
     """The whole time loop as one autograd node; saves h[T, ...] only."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: NeuronSpec, time_varying: bool):  # type: ignore[override]
+    def forward(ctx, x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: NeuronSpec, time_varying: bool):
         T = x.shape[0]
         h_seq = torch.empty_like(x)
         s_seq = torch.empty_like(x)
@@ -282,7 +282,7 @@ class _FusedNeuron(torch.autograd.Function):
         return s_seq, v, h_seq
 
     @staticmethod
-    def backward(ctx, g_s: Tensor, g_vT: Tensor | None, g_hseq: Tensor | None):  # type: ignore[override]
+    def backward(ctx, g_s: Tensor, g_vT: Tensor | None, g_hseq: Tensor | None):
         h_seq, v0, decay, thr, x = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
         tv: bool = ctx.time_varying
@@ -305,6 +305,7 @@ class _FusedNeuron(torch.autograd.Function):
         fast = (not ternary and spec.pre_fire == "none" and hard and spec.v_reset == 0.0 and not need_thr
                 and not need_decay and gain is None and need_x)
         if fast:
+            assert g_x is not None  # fast implies need_x
             g_v = g_v.clone()
             # binary spikes, hard reset to 0: g_h = g_v (1 - s) + (g_s - g_v h) g'(h - thr)   [- g_v h term detached]
             for t in range(T - 1, -1, -1):
@@ -356,7 +357,7 @@ class _FusedNeuron(torch.autograd.Function):
             elif soft:
                 g_h = g_v
                 if not spec.detach_reset:
-                    amount = thr_t if soft_by_thr else spec.soft_reset_amount
+                    amount = thr_t if spec.soft_reset_amount is None else spec.soft_reset_amount  # soft_by_thr
                     g_spike = g_spike - amount * g_v
             else:
                 g_h = g_v
@@ -388,8 +389,8 @@ class _FusedNeuron(torch.autograd.Function):
                 g_decay += g_h * (v_prev if gain is None else v_prev - x[t])
             g_v = g_h * decay
         g_v0 = g_v if need_v0 else None
-        g_decay_out = _sum_to(g_decay, decay) if need_decay else None
-        g_thr_out = _sum_to(g_thr_acc, thr) if need_thr else None
+        g_decay_out = _sum_to(g_decay, decay) if g_decay is not None else None  # allocated iff need_decay
+        g_thr_out = _sum_to(g_thr_acc, thr) if g_thr_acc is not None else None  # allocated iff need_thr
         return g_x, g_v0, g_decay_out, g_thr_out, None, None
 
 
@@ -400,7 +401,7 @@ class _FusedNeuronKernel(torch.autograd.Function):
     """:class:`_FusedNeuron` for the cases the C++ CPU kernel covers (see ``_cpu_kernel``); saves h[T, ...] only."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, v0: Tensor, spec: NeuronSpec, decay: float, thr: float, k):  # type: ignore[override]
+    def forward(ctx, x: Tensor, v0: Tensor, spec: NeuronSpec, decay: float, thr: float, k):
         amount = thr if spec.soft_reset_amount is None else spec.soft_reset_amount
         args = (decay, spec.decay_input, thr, _RESET_IDS[spec.reset], spec.v_reset, amount)
         s, h, v_last = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *args, spec.spike == "ternary")
@@ -409,7 +410,7 @@ class _FusedNeuronKernel(torch.autograd.Function):
         return s, v_last.view(x.shape[1:]), h
 
     @staticmethod
-    def backward(ctx, g_s: Tensor | None, g_vT: Tensor | None, g_hseq: Tensor | None):  # type: ignore[override]
+    def backward(ctx, g_s: Tensor | None, g_vT: Tensor | None, g_hseq: Tensor | None):
         (h,) = ctx.saved_tensors
         spec: NeuronSpec = ctx.spec
         g_s = torch.zeros_like(h) if g_s is None else g_s.contiguous()
