@@ -11,6 +11,8 @@ At inference ``a`` moves into every consumer of the spike tensor: ``W ∗ (a ⊙
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -25,12 +27,15 @@ def amplitude_shape(granularity: str, feature_shape: tuple[int | None, ...] | No
         raise ValueError(f"a {granularity}-wise amplitude needs the layer's feature shape (C, ...); "
                          "pass feature_shape=... to the neuron")
     if granularity == "channel":
-        return (feature_shape[0],) + (1,) * (len(feature_shape) - 1)
+        channels = feature_shape[0]
+        if channels is None:
+            raise ValueError(f"a channel-wise amplitude needs the channel count C, got feature shape {feature_shape}")
+        return (channels,) + (1,) * (len(feature_shape) - 1)
     if granularity == "element":
         if any(v is None for v in feature_shape):
             raise ValueError(f"an element-wise amplitude needs the full feature shape, got {feature_shape}; "
                              "give the model its input_size")
-        return tuple(feature_shape)
+        return tuple(cast(tuple[int, ...], feature_shape))  # no None (checked above)
     raise ValueError(f"amplitude granularity must be 'layer', 'channel' or 'element', got {granularity!r}")
 
 

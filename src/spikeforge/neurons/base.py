@@ -39,6 +39,13 @@ class Neuron(nn.Module):
     element-wise amplitudes and MPBN. Output: spikes ``s`` (binary or ternary), times the amplitude if any.
     """
 
+    # buffers/parameters registered in __init__ (declared here for type checkers)
+    threshold: Tensor
+    threshold_low: Tensor | None
+    decay_const: Tensor
+    mpbn: MembraneBN | None
+    amplitude: Amplitude | None
+
     def __init__(self, config: NeuronConfig | dict[str, Any] | str | None = None,
                  feature_shape: tuple[int | None, ...] | None = None, **overrides: Any):
         super().__init__()

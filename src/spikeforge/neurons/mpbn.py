@@ -16,6 +16,7 @@ threshold; ``min_scale=None`` is the unconstrained paper form, whose fold then r
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +26,9 @@ __all__ = ["MembraneBN"]
 
 
 class MembraneBN(nn.Module):
+    running_mean: Tensor  # buffers [rows, n], registered in __init__
+    running_var: Tensor
+
     def __init__(
         self,
         feature_shape: tuple[int | None, ...],
@@ -46,10 +50,14 @@ class MembraneBN(nn.Module):
         if mode == "element" and any(v is None for v in feature_shape):
             raise ValueError(f"element-wise MPBN needs the full feature shape, got {feature_shape}; "
                              "give the model its input_size")
+        channels = feature_shape[0]
+        if channels is None:
+            raise ValueError(f"MPBN needs the channel count C of the feature shape, got {feature_shape}")
         self.feature_shape = tuple(feature_shape)
         self.mode, self.running, self.max_steps = mode, running, max_steps
         self.momentum, self.eps, self.min_scale = momentum, eps, min_scale
-        n = feature_shape[0] if mode == "channel" else math.prod(feature_shape)  # type: ignore[arg-type]
+        # element mode: every entry is an int (checked above)
+        n = channels if mode == "channel" else math.prod(cast(tuple[int, ...], feature_shape))
         self.num_features = n
         self.weight = nn.Parameter(torch.ones(n))
         self.bias = nn.Parameter(torch.zeros(n))
@@ -86,7 +94,7 @@ class MembraneBN(nn.Module):
     def _shape(self, v: Tensor) -> Tensor:
         if self.mode == "channel":
             return v.reshape((-1,) + (1,) * (len(self.feature_shape) - 1))
-        return v.reshape(self.feature_shape)
+        return v.reshape(cast(tuple[int, ...], self.feature_shape))  # element mode: no None (checked in __init__)
 
     def affine(self) -> tuple[Tensor, Tensor]:
         """(lambda, beta) shaped like the feature map."""
