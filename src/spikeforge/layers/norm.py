@@ -62,6 +62,9 @@ class TDBatchNorm2d(BatchNorm2d):
 class BNTT2d(nn.Module):
     """BNTT (Kim & Panda, arXiv:2010.01729): separate statistics and affine per time step (up to ``max_steps``)."""
 
+    running_mean: Tensor  # buffers [max_steps, C], registered in __init__
+    running_var: Tensor
+
     def __init__(self, num_features: int, max_steps: int, eps: float = 1e-5, momentum: float = 0.1):
         super().__init__()
         self.num_features, self.max_steps, self.eps, self.momentum = num_features, max_steps, eps, momentum

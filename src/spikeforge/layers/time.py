@@ -31,7 +31,7 @@ class SeqModule:
 
     seq_min_ndim = 3
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor) -> Tensor:
         _check_seq(x, self, self.seq_min_ndim)  # type: ignore[arg-type]
         return seq_apply(super().forward, x)  # type: ignore[misc]
 

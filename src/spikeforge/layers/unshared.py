@@ -28,7 +28,7 @@ def _pair(v: int | tuple[int, int], name: str) -> _Pair:
     t = (v, v) if isinstance(v, int) else tuple(int(u) for u in v)
     if len(t) != 2:
         raise ValueError(f"{name} must be an int or a pair, got {v!r}")
-    return t  # type: ignore[return-value]
+    return t
 
 
 def conv_out_size(in_size: _Pair, kernel_size: _Pair, stride: _Pair, padding: _Pair, dilation: _Pair) -> _Pair:

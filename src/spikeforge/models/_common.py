@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
@@ -18,13 +19,14 @@ def scale_width(channels: int, width: float) -> int:
 
 def as_hw(input_size: int | Sequence[int], what: str = "input_size") -> tuple[int, int]:
     """``32`` or ``(32, 32)`` -> ``(32, 32)``; rejects non-positive sizes."""
+    hw: tuple[int, ...]
     if isinstance(input_size, int):
         hw = (input_size, input_size)
     else:
-        hw = tuple(int(v) for v in input_size)  # type: ignore[assignment]
+        hw = tuple(int(v) for v in input_size)
     if len(hw) != 2 or min(hw) < 1:
         raise ValueError(f"{what} must be a positive (H, W), got {input_size!r}")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 def conv_out_hw(hw: tuple[int, int], k: int, stride: int, padding: int) -> tuple[int, int]:
@@ -55,8 +57,10 @@ def finish_image_model(model: nn.Module, num_classes: int, in_channels: int,
                        input_size: int | Sequence[int]) -> None:
     """Record the model's I/O description (``num_classes``, ``in_channels``, ``input_size``, ``input_shape``)
     and initialise its conv/linear weights."""
-    model.num_classes = num_classes
-    model.in_channels = in_channels
-    model.input_size = as_hw(input_size)
-    model.input_shape = (in_channels,) + model.input_size
+    hw = as_hw(input_size)
+    described: Any = model  # plain int/tuple attributes (nn.Module's stubs type attributes as Tensor | Module)
+    described.num_classes = num_classes
+    described.in_channels = in_channels
+    described.input_size = hw
+    described.input_shape = (in_channels,) + hw
     init_conv_linear(model)
