@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -119,7 +121,7 @@ def _input_factor_for_groups(a: Tensor, conv: nn.Conv1d | nn.Conv2d) -> Tensor:
 
 def scale_input(layer: nn.Module, scale, name: str) -> nn.Module:  # scale: registry.Scale
     """``layer(a ⊙ x) = layer'(x)``; returns ``layer'`` (the same object, or a new :class:`UnsharedConv2d`)."""
-    w = layer.weight
+    w = cast(Tensor, layer.weight)
     with torch.no_grad():
         if isinstance(layer, UnsharedConv2d):
             C = layer.in_channels
@@ -145,7 +147,7 @@ def scale_input(layer: nn.Module, scale, name: str) -> nn.Module:  # scale: regi
                 if v.ndim != 3 or v.shape[0] != layer.in_channels:
                     raise FoldError(f"the element-wise amplitude of {scale.source} has shape {tuple(v.shape)}, "
                                     f"{name} reads {layer.in_channels} channels")
-                return UnsharedConv2d.from_conv(layer, tuple(v.shape[1:]), v.to(w.dtype))  # type: ignore[arg-type]
+                return UnsharedConv2d.from_conv(layer, tuple(v.shape[1:]), v.to(w.dtype))
             a = _f64(scale.vector(layer.in_channels, name))
             factor = _input_factor_for_groups(a, layer)
             w.copy_(_f64(w) * factor.reshape(factor.shape + (1,) * (w.ndim - 2)))
@@ -154,12 +156,13 @@ def scale_input(layer: nn.Module, scale, name: str) -> nn.Module:  # scale: regi
 
 
 def _set_bias(layer: nn.Module, bias: Tensor) -> None:
-    ref = layer.weight
-    if layer.bias is None:
+    ref = cast(Tensor, layer.weight)
+    current = cast("Tensor | None", layer.bias)
+    if current is None:
         layer.bias = nn.Parameter(bias.to(dtype=ref.dtype, device=ref.device))
     else:
         with torch.no_grad():
-            layer.bias.copy_(bias)
+            current.copy_(bias)
 
 
 def merge_affine(layer: nn.Module, k: Tensor, b: Tensor, name: str) -> None:

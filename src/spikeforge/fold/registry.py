@@ -146,7 +146,9 @@ class FoldContext:
 
 Rule = Callable[[nn.Module, "Scale | None", FoldContext], "tuple[nn.Module, Scale | None]"]
 _RULES: dict[type, Rule] = {}
-R = TypeVar("R", bound=Rule)
+# A rule's first parameter is its own module class (a subclass of nn.Module), which Rule's nn.Module parameter
+# does not accept (parameters are contravariant); the decorator therefore only fixes the return type.
+R = TypeVar("R", bound=Callable[..., "tuple[nn.Module, Scale | None]"])
 
 
 def fold_rule(*types: type) -> Callable[[R], R]:

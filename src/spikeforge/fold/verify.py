@@ -70,7 +70,7 @@ def _logits(out: Any) -> Tensor:
 
 def _run(model: nn.Module, x: Any, seed: int) -> tuple[Tensor, dict[str, Tensor], dict[str, str]]:
     names = {id(m): n for n, m in spiking_neurons(model)}
-    kinds = {n: m.spec.spike for n, m in spiking_neurons(model)}
+    kinds: dict[str, str] = {n: m.spec.spike for n, m in spiking_neurons(model)}
     rec: dict[str, list[Tensor]] = {}
 
     def record(neuron: nn.Module, _fire_input: Tensor, spikes: Tensor) -> None:

@@ -91,6 +91,8 @@ class PointTransform(nn.Module):
 class TransformHead(nn.Module):
     """``[T, B, k·k] -> [T, B, k, k]`` plus ``offset`` (a ``k×k`` buffer, the identity unless folded)."""
 
+    offset: Tensor  # buffer, registered in __init__
+
     def __init__(self, k: int):
         super().__init__()
         self.k = k
