@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from torch import nn
 
@@ -62,8 +62,8 @@ def convnet(num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, 
             widths: tuple[int, ...] = (32, 64), neuron: Any = None, norm: str = "bn",
             max_steps: int = 64) -> SpikingConvNet:
     """A compact spiking CNN (the embedded default uses it on 8×8 digits)."""
-    return SpikingConvNet(num_classes, in_channels, tuple(input_size), tuple(widths), None, neuron, norm,
-                          max_steps)  # type: ignore[arg-type]
+    hw = cast(tuple[int, int], tuple(input_size))  # SpikingConvNet reads (H, W) = input_size[:2]
+    return SpikingConvNet(num_classes, in_channels, hw, tuple(widths), None, neuron, norm, max_steps)
 
 
 @register_model

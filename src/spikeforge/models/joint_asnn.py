@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -333,7 +333,8 @@ class JointASNN(SpikingModel):
         # qualified name of every exported neuron -> the neuron it copies in this model (for verify_fold)
         names = {"2": "sn1.sn"}
         for s_idx, stage in enumerate((self.layer1, self.layer2, self.layer3, self.layer4), start=1):
-            for b_idx, blk in enumerate(stage):
+            for b_idx, block in enumerate(stage):
+                blk = cast(DualBasicBlock, block)  # the stages hold DualBasicBlocks only (see __init__)
                 for sn in ("sn1", "sn2"):
                     names[f"{len(mods)}.{sn}"] = f"layer{s_idx}.{b_idx}.{sn}.sn"
                 out = BasicBlock(blk.cin, blk.cout, blk.stride, cfg, style="standard", norm="bn", hw=hw)
@@ -344,8 +345,12 @@ class JointASNN(SpikingModel):
                 out.bn2.load_state_dict(blk.bn2.bn_snn.state_dict())
                 out.sn2.load_state_dict(blk.sn2.sn.state_dict())
                 if isinstance(blk.shortcut, nn.Sequential):
-                    out.shortcut[0].weight.copy_(blk.shortcut[0].weight_for("snn"))
-                    out.shortcut[1].load_state_dict(blk.shortcut[1].bn_snn.state_dict())
+                    # both shortcuts are Sequential(1×1 conv, BN): a strided/widening block
+                    out_conv = cast(Conv2d, cast(nn.Sequential, out.shortcut)[0])
+                    src_conv = cast(DualConv2d, blk.shortcut[0])
+                    src_bn = cast(DualBatchNorm2d, blk.shortcut[1])
+                    out_conv.weight.copy_(src_conv.weight_for("snn"))
+                    cast(nn.Sequential, out.shortcut)[1].load_state_dict(src_bn.bn_snn.state_dict())
                 hw = out_hw(hw, blk.stride)
                 mods.append(out)
         fc = Linear(self.widths[3], self.num_classes)
@@ -373,7 +378,9 @@ def _export_bn(bn: DualBatchNorm2d) -> BatchNorm2d:
 
 
 def _export_neuron(act: DualAct, cfg: NeuronConfig, hw: tuple[int, int] | None) -> nn.Module:
-    out = make_neuron(cfg, act.sn.feature_shape[0], hw)  # type: ignore[index]
+    fs = act.sn.feature_shape
+    assert fs is not None and fs[0] is not None  # DualAct builds its neuron for (channels, H, W)
+    out = make_neuron(cfg, fs[0], hw)
     out.load_state_dict(act.sn.state_dict())
     return out
 

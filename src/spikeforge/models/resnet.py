@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..layers import AdaptiveAvgPool2d, AvgPool2d, BasicBlock, Conv2d, Flatten, Linear, make_neuron, make_norm
 from ..neurons import neuron_config
@@ -134,8 +134,9 @@ class SpikingResNet(nn.Sequential, SpikingModel):
         finish_image_model(self, num_classes, in_channels, input_size)
         if zero_init_residual:
             for m in self.modules():
-                if isinstance(m, BasicBlock) and getattr(m.bn2, "weight", None) is not None:
-                    nn.init.zeros_(m.bn2.weight)
+                bn2_weight = getattr(m.bn2, "weight", None) if isinstance(m, BasicBlock) else None
+                if isinstance(bn2_weight, Tensor):
+                    nn.init.zeros_(bn2_weight)
 
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
