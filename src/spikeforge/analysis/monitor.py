@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -272,15 +273,15 @@ def _sum_pool(module: nn.Module, counts: Tensor) -> Tensor:
             y = F.avg_pool2d(x.unsqueeze(-2), (1, k[0]), (1, s[0]), (0, p[0]), module.ceil_mode, True,
                              divisor_override=1).squeeze(-2)
         elif d == 2:
-            y = F.avg_pool2d(x, k, s, p, module.ceil_mode, True, divisor_override=1)  # type: ignore[arg-type]
+            y = F.avg_pool2d(x, k, s, p, module.ceil_mode, True, divisor_override=1)
         else:
-            y = F.avg_pool3d(x, k, s, p, module.ceil_mode, True, divisor_override=1)  # type: ignore[arg-type]
+            y = F.avg_pool3d(x, k, s, p, module.ceil_mode, True, divisor_override=1)
         return y.reshape(lead + tuple(y.shape[-d:]))
     # adaptive: window i along an axis of length L with O outputs is [floor(i·L/O), ceil((i+1)·L/O))
-    out = module.output_size
+    out: Any = module.output_size  # AdaptiveAvgPool{1,2,3}d: an int, None, or a tuple of them
     outs = (out,) * d if not isinstance(out, (tuple, list)) else tuple(out)
     out_sizes = tuple(spatial[a] if o is None else int(o) for a, o in enumerate(outs))
-    pool = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[d]
+    pool: Callable[..., Tensor] = {1: F.adaptive_avg_pool1d, 2: F.adaptive_avg_pool2d, 3: F.adaptive_avg_pool3d}[d]
     pooled = pool(x, out_sizes if d > 1 else out_sizes[0])
     size = torch.ones((), dtype=counts.dtype, device=counts.device)
     for L, O in zip(spatial, out_sizes):

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -80,12 +81,14 @@ def register_synaptic(cls: type, geometry: GeometryFn) -> None:
 
 
 def _conv_attrs(m: nn.Module, d: int) -> SynapticGeometry:
-    def tup(v: object) -> tuple[int, ...]:
-        return tuple(int(u) for u in v) if isinstance(v, (tuple, list)) else (int(v),) * d  # type: ignore[arg-type]
+    conv: Any = m  # a torch conv or a conv-like library layer: its attributes are read duck-typed
 
-    pad = tup(m.padding)
-    return SynapticGeometry("conv", int(m.in_channels), int(m.out_channels), int(getattr(m, "groups", 1)),
-                            tup(m.kernel_size), tup(m.stride), tup(getattr(m, "dilation", 1)),
+    def tup(v: Any) -> tuple[int, ...]:  # an int-like or a tuple/list of them
+        return tuple(int(u) for u in v) if isinstance(v, (tuple, list)) else (int(v),) * d
+
+    pad = tup(conv.padding)
+    return SynapticGeometry("conv", int(conv.in_channels), int(conv.out_channels), int(getattr(conv, "groups", 1)),
+                            tup(conv.kernel_size), tup(conv.stride), tup(getattr(conv, "dilation", 1)),
                             tuple((p, p) for p in pad))
 
 
@@ -98,17 +101,23 @@ def _load_builtins() -> None:
     try:  # locally connected conv of the element-wise amplitude fold
         from ..layers.unshared import UnsharedConv2d
 
-        _EXTRA.setdefault(UnsharedConv2d, lambda m: SynapticGeometry(
-            "unshared", m.in_channels, m.out_channels, 1, tuple(m.kernel_size), tuple(m.stride),
-            tuple(m.dilation), tuple((int(p), int(p)) for p in m.padding)))
+        def unshared_geometry(m: nn.Module) -> SynapticGeometry:
+            u = cast(UnsharedConv2d, m)  # registered for UnsharedConv2d only
+            return SynapticGeometry("unshared", u.in_channels, u.out_channels, 1, tuple(u.kernel_size),
+                                    tuple(u.stride), tuple(u.dilation), tuple((int(p), int(p)) for p in u.padding))
+
+        _EXTRA.setdefault(UnsharedConv2d, unshared_geometry)
     except ImportError:  # pragma: no cover - depends on the tree state
         pass
     try:  # Joint A-SNN dual-mode layers (SVD-factorised conv, separate ANN/SNN linear weights)
         from ..models.joint_asnn import DualConv2d, DualLinear
 
         _EXTRA.setdefault(DualConv2d, lambda m: _conv_attrs(m, 2))
-        _EXTRA.setdefault(DualLinear, lambda m: SynapticGeometry(
-            "linear", int(m.weight_snn.shape[1]), int(m.weight_snn.shape[0])))
+        def dual_linear_geometry(m: nn.Module) -> SynapticGeometry:
+            weight = cast(DualLinear, m).weight_snn  # registered for DualLinear only
+            return SynapticGeometry("linear", int(weight.shape[1]), int(weight.shape[0]))
+
+        _EXTRA.setdefault(DualLinear, dual_linear_geometry)
     except ImportError:  # pragma: no cover - depends on the tree state
         pass
 
