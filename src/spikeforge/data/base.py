@@ -164,8 +164,10 @@ def npz_cache(
     fd, tmp = tempfile.mkstemp(dir=d, suffix=".npz.tmp")
     os.close(fd)
     try:
+        # typed Any: mypy would match **dict[str, ndarray] against savez's own `allow_pickle: bool` keyword
+        named_arrays: dict[str, Any] = arrays
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **named_arrays)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

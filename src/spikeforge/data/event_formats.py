@@ -283,7 +283,7 @@ def write_aedat31(path: str | os.PathLike[str], events: np.ndarray, packet_size:
 def read_aedat4(path: str | os.PathLike[str]) -> np.ndarray:
     """Read the event packets of an AEDAT 4 file with the optional ``aedat`` package."""
     try:
-        import aedat  # type: ignore[import-not-found]
+        import aedat
     except ImportError:
         raise MissingDependencyError("aedat", "reading AEDAT 4 files") from None
     p = Path(path)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -77,6 +77,7 @@ def bin_events(
     sample = np.asarray(sample)
     t = np.asarray(t, np.int64)
     it = np.int32 if total < 2**31 and len(t) < 2**31 else np.int64  # int32 halves memory traffic
+    it = cast("type[np.signedinteger[Any]]", it)  # numpy's stubs mistype astype() given a union of scalar types
     b = sample.astype(it, copy=False)
     if time_sorted:
         order = np.argsort(b.astype(np.uint16) if n_samples <= 65536 else b, kind="stable")  # radix
@@ -157,7 +158,7 @@ def render_grey(frame: np.ndarray | torch.Tensor, count_threshold: float = 0):
     ``[..., H, W]`` of the input's type (numpy array or torch tensor).
     """
     is_t = isinstance(frame, torch.Tensor)
-    f = frame.detach().cpu().numpy() if is_t else np.asarray(frame)
+    f = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
     if f.ndim < 3 or f.shape[-3] != 2:
         raise ValueError(f"expected [..., 2, H, W], got shape {f.shape}")
     out = np.full(f.shape[:-3] + f.shape[-2:], 127, np.uint8)

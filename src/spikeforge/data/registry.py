@@ -345,6 +345,13 @@ register(DatasetSpec(
 _EVENT_OPTS = {"T": 10, "split_by": "number", "cache_dir": "auto", "denoise_us": None}
 
 
+def _folder_of(folder: Path | None, name: str) -> Path:
+    """The located folder of a file-backed dataset (``None`` only ever comes from embedded datasets)."""
+    if folder is None:
+        raise ValueError(f"{name} reads its files from a folder, but none was located")
+    return folder
+
+
 def _ev_meta(o: dict) -> dict:
     return {"T": o["T"], "split_by": o["split_by"], "channels": ["OFF", "ON"]}
 
@@ -359,7 +366,7 @@ def _nmnist_load(split, folder, limit, o):
 register(DatasetSpec(
     name="nmnist", kind="events", num_classes=10, sample_shape="[T, 2, 34, 34]",
     description="N-MNIST (Orchard et al. 2015), real ATIS recordings, .bin files",
-    load=_nmnist_load, labels=lambda s, f, o: (evd.nmnist_index(f, s)[1], DIGIT_CLASSES),
+    load=_nmnist_load, labels=lambda s, f, o: (evd.nmnist_index(_folder_of(f, "nmnist"), s)[1], DIGIT_CLASSES),
     dirnames=("N-MNIST", "nmnist", "NMNIST"), accept=evd.nmnist_present,
     expected="Train/<digit>/*.bin and Test/<digit>/*.bin",
     sizes={"train": 60000, "test": 10000}, options=dict(_EVENT_OPTS),
@@ -376,7 +383,8 @@ def _c10dvs_load(split, folder, limit, o):
 register(DatasetSpec(
     name="cifar10-dvs", kind="events", num_classes=10, sample_shape="[T, 2, 128, 128]",
     description="CIFAR10-DVS (Li et al. 2017), AEDAT 2.0; deterministic 90/10 per-class split",
-    load=_c10dvs_load, labels=lambda s, f, o: (evd.cifar10dvs_index(f, s)[1], evd.CIFAR10DVS_CLASSES),
+    load=_c10dvs_load, labels=lambda s, f, o: (evd.cifar10dvs_index(_folder_of(f, "cifar10-dvs"), s)[1],
+                            evd.CIFAR10DVS_CLASSES),
     dirnames=("CIFAR10-DVS", "cifar10-dvs", "CIFAR10DVS", "cifar10_dvs"), accept=evd.cifar10dvs_present,
     expected="<class>/cifar10_<class>_<i>.aedat for airplane..truck",
     sizes={"train": 9000, "test": 1000}, options=dict(_EVENT_OPTS),
