@@ -191,13 +191,13 @@ class _ATanSpike(torch.autograd.Function):
     """H(z) with the ATan surrogate backward; the eager baseline's hand-written spike function."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, alpha: float) -> Tensor:  # type: ignore[override]
+    def forward(ctx, z: Tensor, alpha: float) -> Tensor:
         ctx.save_for_backward(z)
         ctx.alpha = alpha
         return (z >= 0).to(z.dtype)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         (z,) = ctx.saved_tensors
         a = ctx.alpha
         return g * (a / 2) / (1 + (math.pi / 2 * a * z) ** 2), None
@@ -380,12 +380,12 @@ def _peak_memory(fn: NeuronFn, params: list[Tensor], cfg: BenchConfig, x: Tensor
         fn(x).backward(g)
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - base, "torch.cuda.max_memory_allocated"
-    base = _status_kib("VmRSS")
-    if base is not None and _reset_peak_rss():
+    rss_kib = _status_kib("VmRSS")
+    if rss_kib is not None and _reset_peak_rss():
         fn(x).backward(g)
-        peak = _status_kib("VmHWM")
-        if peak is not None:
-            return (peak - base) * 1024, "VmHWM - VmRSS of a fresh subprocess (Linux)"
+        peak_kib = _status_kib("VmHWM")
+        if peak_kib is not None:
+            return (peak_kib - rss_kib) * 1024, "VmHWM - VmRSS of a fresh subprocess (Linux)"
     return None, "unavailable (no /proc/self/clear_refs)"
 
 

@@ -58,8 +58,8 @@ def _options(pairs: list[str], what: str) -> dict[str, Any]:
     return out
 
 
-def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """``(model, recipe-like dict)`` from RUN_DIR or --model."""
+def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module | None, dict[str, Any]]:
+    """``(model, recipe-like dict)`` from RUN_DIR, or ``(None, dict)`` for --model (built once the data is known)."""
     if args.run_dir and args.model:
         raise ValueError("give either RUN_DIR or --model, not both")
     if args.run_dir:
@@ -69,7 +69,7 @@ def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, An
     if not args.model:
         raise ValueError("give a run directory or --model NAME")
     model_cfg: dict[str, Any] = {"name": args.model, **_options(args.model_opt, "--model-opt")}
-    return None, {"model": model_cfg}  # type: ignore[return-value]  (built once the data is known)
+    return None, {"model": model_cfg}
 
 
 def _build_fresh(cfg: dict[str, Any], split: Any) -> torch.nn.Module:

@@ -76,7 +76,8 @@ def _select(membranes: Membranes | None, pattern: re.Pattern[str] | None, who: s
                          "`with objective.observe(model) as membranes:` and pass membranes=membranes")
     picked = [m for name, m in membranes if pattern is None or pattern.search(name)]
     if not picked:
-        what = "no spiking-neuron calls were recorded" if not membranes else \
+        # with membranes recorded, nothing is picked only when a pattern filtered everything out
+        what = "no spiking-neuron calls were recorded" if not membranes or pattern is None else \
             f"no recorded layer matches layers={pattern.pattern!r} (recorded: {sorted({n for n, _ in membranes})})"
         raise ValueError(f"{who}: {what}")
     return picked

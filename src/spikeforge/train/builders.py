@@ -127,7 +127,8 @@ def _named_params_by_kind(model: nn.Module) -> Iterator[tuple[str, nn.Parameter,
 def param_groups(model: nn.Module, weight_decay: float, no_decay: list[str]) -> list[dict[str, Any]]:
     """Two groups: decayed weights and undecayed ``no_decay`` kinds (norm affine, biases, neuron parameters:
     amplitudes, learnable thresholds/decays, MPBN affine)."""
-    decay, plain = [], []
+    decay: list[nn.Parameter] = []
+    plain: list[nn.Parameter] = []
     for _, p, kind in _named_params_by_kind(model):
         if not p.requires_grad:
             continue
@@ -145,7 +146,7 @@ def build_optimizer(cfg: Mapping[str, Any], model: nn.Module) -> torch.optim.Opt
     if o["name"] == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=float(o["momentum"]), nesterov=bool(o["nesterov"]))
     cls = torch.optim.Adam if o["name"] == "adam" else torch.optim.AdamW
-    return cls(groups, lr=lr, betas=tuple(o["betas"]), eps=float(o["eps"]))  # type: ignore[arg-type]
+    return cls(groups, lr=lr, betas=tuple(o["betas"]), eps=float(o["eps"]))
 
 
 def lr_at(cfg: Mapping[str, Any], step: int, steps_per_epoch: int) -> float:

@@ -82,7 +82,7 @@ def _sync_bn_forward(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor
     n = stats[-1]
     mean = stats[:C] / n
     var = stats[C:2 * C] / n - mean * mean
-    if self.track_running_stats and self.running_mean is not None:
+    if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
         with torch.no_grad():
             m = 0.1 if self.momentum is None else self.momentum
             self.running_mean.mul_(1 - m).add_(m * mean.detach())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -68,11 +69,14 @@ def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, ki
     from .sweep import sweep_accuracy
 
     T_max = max(Ts)
+    encode: Callable[[torch.Tensor, int], torch.Tensor]
     if kind == "events":  # event frames carry their own T: sweep over prefixes of the recorded frames
         T_max = min(T_max, int(x.shape[1]))
 
-        def encode(xb: torch.Tensor, T: int) -> torch.Tensor:
+        def frame_prefix(xb: torch.Tensor, T: int) -> torch.Tensor:
             return time_first(xb)[:T]
+
+        encode = frame_prefix
     else:
         encode = direct
     batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
