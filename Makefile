@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
+
+# static types of the package (it ships py.typed); settings in pyproject.toml [tool.mypy]
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # peers are not dependencies of spikeforge: snnTorch installs normally; SpikingJelly and Norse pin other torch
 # stacks, so they go in with --no-deps plus the few modules they import (loguru, tqdm, nirtorch).
