@@ -230,3 +230,14 @@ def test_asymmetric_ternary_thresholds():
     torch.testing.assert_close(ga, gb)
     with pytest.raises(ValueError, match="ternary"):
         multistep(xr, NeuronSpec(), decay=0.4, threshold=0.5, threshold_low=-0.5)
+
+
+def test_input_check_finds_every_non_finite_value_and_accepts_huge_finite_ones():
+    from spikeforge.functional import check_sequence
+
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(3, 2, 4)
+        x[1, 0, 2] = bad
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            check_sequence(x)
+    check_sequence(torch.full((2, 2, 2), 3e38))  # the sum overflows, the values are finite
