@@ -50,8 +50,13 @@ def init_distributed(device_type: str) -> DistInfo:
     return DistInfo(world, rank, local, made)
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, synchronize: bool = True) -> None:
+    """Leave the process group. After a normal run all ranks meet at a barrier first: a rank that tears gloo down
+    while another still talks to it can abort ("terminate called without an active exception"). After an error
+    (``synchronize=False``) the other ranks may never arrive, so there is no barrier."""
     if info.initialised_here and dist.is_initialized():
+        if synchronize:
+            dist.barrier()
         dist.destroy_process_group()
 
 

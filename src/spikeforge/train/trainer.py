@@ -376,13 +376,16 @@ class Trainer:
         was_deterministic = torch.are_deterministic_algorithms_enabled()
         self._tb = None
         self.dist = DistInfo()
+        finished = False
         try:
             self._setup()
-            return self._fit()
+            metrics = self._fit()
+            finished = True
+            return metrics
         finally:
             if self._tb is not None:
                 self._tb.close()
-            shutdown(self.dist)
+            shutdown(self.dist, synchronize=finished)
             torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
     def _fit(self) -> dict[str, Any]:
