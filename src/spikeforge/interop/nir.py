@@ -50,7 +50,7 @@ def _nir() -> Any:
     try:
         import nir
     except ImportError as exc:  # optional dependency
-        raise ImportError("NIR export/import needs the 'nir' package: pip install 'spikeforge[nir]'") from exc
+        raise ImportError("NIR export/import needs the 'nir' package: pip install 'spikeforge[interop]'") from exc
     return nir
 
 

@@ -46,6 +46,7 @@ class InferenceNetwork(nn.Module):
                 self._slots[(name, field_name)] = slot
         self._observers: list[SpikeObserver] = []
         self.export_mode = False
+        self._stream: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
         self.num_classes = graph.metadata.get("num_classes")
         self.input_kind = graph.metadata.get("input_kind", "static")
         names = graph.metadata.get("source_neuron_names")
@@ -66,6 +67,26 @@ class InferenceNetwork(nn.Module):
             repl = {f: self.tensor(name, f) for f in node.op.tensors()}
             nodes[name] = g.Node(dataclasses.replace(node.op, **repl), list(node.inputs))
         return g.Graph(nodes, self.graph.input, list(self.graph.outputs), dict(self.graph.metadata))
+
+    def stateful_neurons(self) -> list[str]:
+        """Names of the neurons, in execution order (the membranes of :meth:`step`)."""
+        return [k for k, n in self.graph.nodes.items() if isinstance(n.op, g.Neuron)]
+
+    def step(self, x_t: Tensor, membranes: dict[str, Tensor]) -> tuple[Any, dict[str, Tensor]]:
+        """One time step for streaming: ``x_t[B, ...]`` and every neuron's membrane ``[B, ...]`` (zeros at rest)
+        -> ``(output_t, new_membranes)``. Runs the plain-op neuron; per-step parameters are refused."""
+        check_streamable(self.graph)
+        missing = [n for n in self.stateful_neurons() if n not in membranes]
+        if missing:
+            raise ValueError(f"step() needs the membrane of every neuron; missing {missing}")
+        new: dict[str, Tensor] = {}
+        self._stream = (membranes, new)
+        try:
+            out = self.forward(x_t.unsqueeze(0))
+        finally:
+            self._stream = None
+        out = tuple(o[0] for o in out) if isinstance(out, tuple) else out[0]
+        return out, new
 
     @contextlib.contextmanager
     def observe(self, fn: SpikeObserver) -> Iterator[None]:
@@ -183,9 +204,13 @@ class InferenceNetwork(nn.Module):
             thr = thr[:T] if T > 1 else thr[0]
             if low is not None:
                 low = low[:T] if T > 1 else low[0]
+        if self._stream is not None:
+            s, v = _plain_neuron(op, x, thr, low, self._stream[0][name])
+            self._stream[1][name] = v
+            return s
         v0 = uniform_membrane(x[0], op.init_range) if op.init == "uniform" else None
         if self.export_mode:
-            return _plain_neuron(op, x, thr, low, v0)
+            return _plain_neuron(op, x, thr, low, v0)[0]
         spec = NeuronSpec(reset=op.reset, v_reset=op.v_reset,  # type: ignore[arg-type]
                           soft_reset_amount=op.soft_reset_amount, spike=op.spike,  # type: ignore[arg-type]
                           decay_input=op.decay_input)
@@ -193,6 +218,14 @@ class InferenceNetwork(nn.Module):
         s, _, _ = multistep(x, spec, decay=decay, threshold=thr, v0=v0, threshold_low=low,
                             backend=op.backend)  # type: ignore[arg-type]
         return s
+
+
+def check_streamable(graph: g.Graph) -> None:
+    """Raise unless every parameter is shared over time (a step graph has no step index)."""
+    for name, node in graph.nodes.items():
+        op = node.op
+        if (isinstance(op, g.Neuron) and op.per_step) or (isinstance(op, g.Affine) and op.weight.shape[0] > 1):
+            raise g.GraphError(f"{name} has per-step parameters; step() (streaming) needs time-shared ones")
 
 
 def _pool(op: g.Pool | g.AdaptivePool, x: Tensor) -> Tensor:
@@ -281,7 +314,8 @@ def decode_index(items: tuple[Any, ...] | list[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
-def _plain_neuron(op: g.Neuron, x: Tensor, thr: Tensor, low: Tensor | None, v0: Tensor | None) -> Tensor:
+def _plain_neuron(op: g.Neuron, x: Tensor, thr: Tensor, low: Tensor | None,
+                  v0: Tensor | None) -> tuple[Tensor, Tensor]:
     """The neuron as an unrolled loop of plain tensor ops (for exporters): same equations as
     :class:`~spikeforge.interop.graph.Neuron`."""
     T = x.shape[0]
@@ -308,4 +342,4 @@ def _plain_neuron(op: g.Neuron, x: Tensor, thr: Tensor, low: Tensor | None, v0: 
         else:
             v = h
         out.append(s)
-    return torch.stack(out)
+    return torch.stack(out), v
