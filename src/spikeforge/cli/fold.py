@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=64, help="test samples used by verify_fold (default 64)")
     p.add_argument("--out", help="where to write the folded state (default: RUN/folded.safetensors)")
     p.add_argument("--tolerance", type=float, default=1e-5, help="exit non-zero above this deviation")
+    p.add_argument("--artifact", help="where to write the reloadable inference artifact (default: "
+                   "RUN/folded.sfnet; see spikeforge.load_inference)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +31,13 @@ def run(args: argparse.Namespace) -> int:
     folded, dev = fold_and_verify(model, x)
     out = Path(args.out) if args.out else Path(args.run_dir) / "folded.safetensors"
     save_tensors(out, folded.state_dict())
+    from ..interop import graph_from_module, save_inference
+    from .export import artifact_metadata
+
+    T = int(x.shape[0])
+    artifact = Path(args.artifact) if args.artifact else Path(args.run_dir) / "folded.sfnet"
+    save_inference(graph_from_module(folded, example=x[:, :2], metadata=artifact_metadata(model, cfg, T)), artifact)
     ok = dev <= args.tolerance
     print(f"folded {cfg['model']['name']}: max deviation {dev:.3g} on {x.shape[1]} test samples "
-          f"({'ok' if ok else 'ABOVE'} tolerance {args.tolerance:g}); saved {out}")
+          f"({'ok' if ok else 'ABOVE'} tolerance {args.tolerance:g}); saved {out} and {artifact}")
     return 0 if ok else 1
