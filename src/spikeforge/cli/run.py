@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{path} records no number of time steps; pass --T N")
     if path.suffix.lower() == ".onnx" and meta.get("T") and args.T and args.T != meta["T"]:
         raise ValueError(f"{path} is unrolled for T={meta['T']}, got --T {args.T}")
-    kind = args.kind or meta.get("input_kind") or getattr(test, "kind", "static")
+    kind = str(args.kind or meta.get("input_kind") or getattr(test, "kind", "static"))
     correct = 0
     with torch.no_grad():
         for start in range(0, len(test), args.batch_size):

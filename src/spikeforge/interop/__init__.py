@@ -10,6 +10,8 @@ See ``docs/deployment.md``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .artifact import ArtifactError, load_graph, load_inference, save_inference
 from .graph import Graph, GraphError, Node
 from .runtime import InferenceNetwork
@@ -22,21 +24,21 @@ __all__ = [
 ]
 
 
-def to_nir(model_or_graph, **kwargs):  # type: ignore[no-untyped-def]
+def to_nir(model_or_graph: Any, **kwargs: Any) -> Any:
     """See :func:`spikeforge.interop.nir.to_nir` (imports ``nir`` on first use)."""
     from .nir import to_nir as _to_nir
 
     return _to_nir(model_or_graph, **kwargs)
 
 
-def from_nir(nir_graph, **kwargs):  # type: ignore[no-untyped-def]
+def from_nir(nir_graph: Any, **kwargs: Any) -> Any:
     """See :func:`spikeforge.interop.nir.from_nir`."""
     from .nir import from_nir as _from_nir
 
     return _from_nir(nir_graph, **kwargs)
 
 
-def export_onnx(model_or_graph, path, **kwargs):  # type: ignore[no-untyped-def]
+def export_onnx(model_or_graph: Any, path: Any, **kwargs: Any) -> Any:
     """See :func:`spikeforge.interop.onnx.export_onnx` (needs ``onnx``/``onnxscript``)."""
     from .onnx import export_onnx as _export
 

@@ -70,8 +70,8 @@ def export_onnx(model_or_graph: Any, path: str | os.PathLike[str], *, T: int, ba
         names = net.stateful_neurons()
         x = torch.zeros((batch_size,) + sample_shape)
         with torch.no_grad():
-            shapes = _membrane_shapes(net, x)
-        args: tuple[Tensor, ...] = (x,) + tuple(torch.zeros((batch_size,) + shapes[n]) for n in names)
+            v_shapes = _membrane_shapes(net, x)
+        args: tuple[Tensor, ...] = (x,) + tuple(torch.zeros((batch_size,) + v_shapes[n]) for n in names)
         in_names = ["x"] + [f"v{k}" for k in range(len(names))]
         out_names = y_names + [f"v{k}_out" for k in range(len(names))]
     else:
@@ -82,10 +82,10 @@ def export_onnx(model_or_graph: Any, path: str | os.PathLike[str], *, T: int, ba
     batch_dim = 0 if streaming else 1
     if dynamo:
         batch = torch.export.Dim("batch")
-        shapes: tuple[Any, ...] = ({batch_dim: batch},)
+        dyn: tuple[Any, ...] = ({batch_dim: batch},)
         if streaming:  # forward(x, *membranes): the varargs form one entry
-            shapes += (tuple({0: batch} for _ in args[1:]),)
-        kwargs.update(dynamo=True, external_data=False, dynamic_shapes=shapes)
+            dyn += (tuple({0: batch} for _ in args[1:]),)
+        kwargs.update(dynamo=True, external_data=False, dynamic_shapes=dyn)
     else:
         axes = {name: {batch_dim if k == 0 else 0: "batch"} for k, name in enumerate(in_names)}
         axes.update({name: {0 if streaming else 1: "batch"} for name in out_names})

@@ -130,7 +130,7 @@ class InferenceNetwork(nn.Module):
             conv = F.conv1d if d == 1 else F.conv2d
             lead = x.shape[:-(1 + d)]
             y = conv(x.reshape((-1,) + tuple(x.shape[-(1 + d):])), w, self._t(name, "bias"), op.stride,
-                     op.padding, op.dilation, op.groups)  # type: ignore[arg-type]
+                     op.padding, op.dilation, op.groups)
             return y.reshape(tuple(lead) + tuple(y.shape[1:]))
         if isinstance(op, g.Linear):
             return F.linear(x, self._t(name, "weight"), self._t(name, "bias"))  # type: ignore[arg-type]
@@ -235,15 +235,17 @@ def _pool(op: g.Pool | g.AdaptivePool, x: Tensor) -> Tensor:
         return fns[(op.mode, op.dim)](x, op.output_size)  # type: ignore[operator]
     if op.mode == "avg":
         if op.dim == 1:
-            return F.avg_pool1d(x, op.kernel_size, op.stride, op.padding, op.ceil_mode,  # type: ignore[arg-type]
+            return F.avg_pool1d(x, op.kernel_size, op.stride, op.padding, op.ceil_mode,
                                 op.count_include_pad)
-        return F.avg_pool2d(x, op.kernel_size, op.stride, op.padding, op.ceil_mode,  # type: ignore[arg-type]
+        return F.avg_pool2d(x, op.kernel_size, op.stride, op.padding, op.ceil_mode,
                             op.count_include_pad, op.divisor_override)
     fn = F.max_pool1d if op.dim == 1 else F.max_pool2d
-    return fn(x, op.kernel_size, op.stride, op.padding, op.dilation, ceil_mode=op.ceil_mode)  # type: ignore[arg-type]
+    return fn(x, op.kernel_size, op.stride, op.padding, op.dilation, ceil_mode=op.ceil_mode)
 
 
 def _binary(op: g.Binary, args: list[Any]) -> Tensor:
+    a: Any
+    b: Any
     if op.scalar is not None:
         a, b = (op.scalar, args[0]) if op.scalar_first else (args[0], op.scalar)
     else:

@@ -259,7 +259,7 @@ class _Converter:
     def _op(self, n: fx.Node) -> tuple[g.Op, list[fx.Node]]:
         where = f"node {n.name!r} ({n.op} {getattr(n.target, '__name__', n.target)!s})"
         if n.op == "call_module":
-            tensor_args = [a for a in n.args if self.is_tensor(a)]
+            tensor_args = [a for a in n.args if isinstance(a, fx.Node) and self.is_tensor(a)]
             if len(tensor_args) != 1 or n.kwargs:
                 raise g.GraphError(f"{where}: a module call needs exactly one tensor argument")
             return _module_op(self.root.get_submodule(str(n.target)), str(n.target)), tensor_args
@@ -273,7 +273,7 @@ class _Converter:
 
     def _function_op(self, target: Any, args: list[Any], kwargs: dict[str, Any],
                      n: fx.Node) -> tuple[g.Op, list[fx.Node]]:
-        first = args[0] if args else None
+        first: Any = args[0] if args else None
         if target in _BINARY:
             if kwargs.get("alpha", 1) != 1 or set(kwargs) - {"alpha"}:
                 raise g.GraphError("keyword arguments are not supported")
@@ -310,9 +310,9 @@ class _Converter:
             d0, d1 = (self.concrete(a) for a in args[1:3])
             return g.Transpose(int(d0), int(d1)), [first]
         if target in (torch.permute, "permute"):
-            dims = self.concrete(args[1:] if target == "permute" else args[1])
-            dims = dims[0] if len(dims) == 1 and isinstance(dims[0], (tuple, list)) else dims
-            return g.Permute(tuple(int(d) for d in dims)), [first]
+            perm: Any = self.concrete(args[1:] if target == "permute" else args[1])
+            perm = perm[0] if len(perm) == 1 and isinstance(perm[0], (tuple, list)) else perm
+            return g.Permute(tuple(int(d) for d in perm)), [first]
         if target in (torch.flatten, "flatten"):
             start = self.concrete(kwargs.get("start_dim", args[1] if len(args) > 1 else 0))
             end = self.concrete(kwargs.get("end_dim", args[2] if len(args) > 2 else -1))
@@ -328,7 +328,7 @@ class _Converter:
             dim = self.concrete(kwargs.get("dim", args[1] if len(args) > 1 else 0))
             if not isinstance(seq, (list, tuple)) or not all(self.is_tensor(s) for s in seq):
                 raise g.GraphError("concatenation of non-tensor values")
-            return g.Concat(int(dim)), list(seq)
+            return g.Concat(int(dim)), [s for s in seq if isinstance(s, fx.Node)]
         if target is operator.getitem:
             if not self.is_tensor(first):
                 raise g.GraphError(f"indexing into a {type(self.values.get(first)).__name__} value (e.g. a "
