@@ -12,6 +12,7 @@ comparisons), which any exporter can trace; the arithmetic is the same up to flo
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,13 +38,18 @@ class InferenceNetwork(nn.Module):
 
     def __init__(self, graph: g.Graph):
         super().__init__()
-        self.graph = graph
         self._slots: dict[tuple[str, str], str] = {}
+        nodes: dict[str, g.Node] = {}
         for i, (name, node) in enumerate(graph.nodes.items()):
-            for field_name, t in node.op.tensors().items():
+            tensors = node.op.tensors()
+            for field_name, t in tensors.items():
                 slot = f"t{i}_{field_name}"
                 self.register_buffer(slot, t.detach().clone())
                 self._slots[(name, field_name)] = slot
+            # the module's buffers hold the values; the structure keeps shape-only (meta) tensors
+            meta = {f: t.detach().to("meta") for f, t in tensors.items()}
+            nodes[name] = g.Node(dataclasses.replace(node.op, **meta), list(node.inputs))
+        self.graph = g.Graph(nodes, graph.input, list(graph.outputs), dict(graph.metadata))
         self._observers: list[SpikeObserver] = []
         self.export_mode = False
         self._stream: tuple[dict[str, Tensor], dict[str, Tensor]] | None = None
@@ -60,8 +66,6 @@ class InferenceNetwork(nn.Module):
 
     def to_graph(self) -> g.Graph:
         """The graph with this module's (possibly moved or converted) tensors."""
-        import dataclasses
-
         nodes = {}
         for name, node in self.graph.nodes.items():
             repl = {f: self.tensor(name, f) for f in node.op.tensors()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,10 +42,15 @@ def _logits(out: Any) -> Tensor:
                     f"{type(out).__name__}")
 
 
-def verify_artifact(model: nn.Module, network: InferenceNetwork, x: Tensor, *, seed: int = 0,
-                    dtype: torch.dtype | None = None) -> ArtifactReport:
-    """Run ``model`` and ``network`` on ``x`` (deep copies, eval mode, RNG seeded to ``seed`` before each run) and
-    compare outputs and per-neuron spikes. ``dtype`` converts both (default: as they are)."""
+def verify_artifact(model: nn.Module, network: InferenceNetwork | str | os.PathLike[str], x: Tensor, *,
+                    seed: int = 0, dtype: torch.dtype | None = None) -> ArtifactReport:
+    """Run ``model`` and ``network`` (or the artifact at that path) on ``x`` (deep copies, eval mode, RNG seeded to
+    ``seed`` before each run) and compare outputs and per-neuron spikes. ``dtype`` converts both (default: as they
+    are). ``model`` may be the training model or the folded one."""
+    if not isinstance(network, InferenceNetwork):
+        from .artifact import load_inference
+
+        network = load_inference(network)
     a, b = copy.deepcopy(model).eval(), copy.deepcopy(network).eval()
     if dtype is not None:
         a, b, x = a.to(dtype), b.to(dtype), x.to(dtype)
