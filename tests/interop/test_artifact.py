@@ -170,3 +170,18 @@ def test_input_shape_is_checked(tmp_path) -> None:
         net(torch.zeros(2, 1, 1, 9, 8))
     with pytest.raises(ValueError, match=r"expects input \[T, B, 1, 8, 8\]"):
         net(torch.zeros(2, 1, 8, 8))
+
+
+def test_pointnet_forward_is_described_by_graph_nodes(tmp_path) -> None:
+    model, folded, shape, T = folded_recipe_model("pointnet-points")
+    graph = graph_from_module(folded, shape)
+    kinds = [n.op.kind for n in graph.nodes.values()]
+    assert "matmul" in kinds and "transpose" in kinds and "constant" in kinds  # x_n <- x_n A with A = mlp + offset
+    reductions = [n.op for n in graph.nodes.values() if isinstance(n.op, g.Reduce)]
+    assert reductions and all(op.fn == "amax" and op.dims == (-1,) for op in reductions)  # max over points
+    neurons = graph.neurons().values()
+    assert all(op.init == "uniform" and op.init_range == 0.5 for op in neurons)  # the paper's inference membrane
+    path = save_inference(graph, tmp_path / "p.sfnet")
+    report = verify_artifact(model, path, sample(shape, T), dtype=torch.float64)  # a path works too
+    assert report.spikes_equal and report.max_rel <= 1e-6
+    assert isinstance(spikeforge.load_inference(path), nn.Module)
