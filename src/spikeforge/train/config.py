@@ -261,8 +261,9 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe {p} is not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        raise RecipeError(f"recipe {p} is empty; a recipe needs at least its model and data sections (see "
+                          "`spikeforge recipes` for complete examples)")
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {p} must be a mapping of sections")
     data = _fix_floats(data)

@@ -16,6 +16,7 @@ to an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import sys
@@ -30,6 +31,7 @@ import yaml
 from torch import Tensor, nn
 
 from ..encode import readout
+from ..functional import NonFiniteError
 from . import checkpoint as ckpt
 from .builders import (
     build_model,
@@ -42,6 +44,7 @@ from .builders import (
     lr_at,
 )
 from .distributed import DistInfo, all_reduce_sum, convert_sync_bn, init_distributed, shutdown
+from .guards import check_split, diagnose_nonfinite, gradient_norm
 
 __all__ = ["Trainer", "NonFiniteLossError", "resolve_device", "evaluate", "epoch_seed"]
 
@@ -164,6 +167,9 @@ class Trainer:
         if len(self.train_set) == 0 or len(self.test_set) == 0:
             raise ValueError(f"dataset {cfg['data']['name']!r} gave {len(self.train_set)} training and "
                              f"{len(self.test_set)} test samples; both must be non-empty")
+        for split, part in ((self.train_set, "train"), (self.test_set, "test")):
+            if isinstance(getattr(split, "x", None), Tensor):  # in memory: checked once, before any step
+                check_split(split, f"dataset {cfg['data']['name']!r} ({part} split)")
         fill_model_from_data(cfg, self.train_set)
         torch.manual_seed(cfg["seed"])  # identical initial weights on every rank
         self.raw_model = build_model(cfg).to(self.device)
@@ -344,16 +350,23 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             progress = (epoch + i / self.steps_per_epoch) / cfg["epochs"]
-            loss, parts, logits = self._forward_loss(xb, yb, progress)
+            at = f"epoch {epoch + 1}, step {i + 1}/{self.steps_per_epoch} (global step {self.global_step + 1})"
+            try:
+                loss, parts, logits = self._forward_loss(xb, yb, progress)
+            except NonFiniteError as exc:
+                raise NonFiniteLossError(f"{exc} at {at}; {diagnose_nonfinite(self.raw_model, at, lr)}") from None
             if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLossError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}/"
-                                         f"{self.steps_per_epoch} (global step {self.global_step + 1}); "
-                                         f"lower optim.lr (now {lr:.4g}) or set grad_clip")
+                raise NonFiniteLossError(f"loss became {float(loss.detach())} at {at}; lower optim.lr (now {lr:.4g}) "
+                                         f"or set grad_clip ({diagnose_nonfinite(self.raw_model, at, lr)})")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg["grad_clip"]:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.raw_model.parameters(), float(cfg["grad_clip"]))
+                grad_norm = float(nn.utils.clip_grad_norm_(self.raw_model.parameters(), float(cfg["grad_clip"])))
+            else:
+                grad_norm = 0.0 if self.use_amp else gradient_norm(self.raw_model)
+            if not self.use_amp and not math.isfinite(grad_norm):  # AMP's scaler skips such steps by design
+                raise NonFiniteLossError(diagnose_nonfinite(self.raw_model, at, lr, grads=True))
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.global_step += 1
@@ -394,6 +407,8 @@ class Trainer:
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_bytes(self.out / ckpt.CONFIG_NAME, yaml.safe_dump(cfg, sort_keys=False).encode())
+            if (self.out / ckpt.MANIFEST).exists():  # a resumed, finished run: the manifest follows the new recipe
+                ckpt.update_run_manifest(self.out, [ckpt.CONFIG_NAME])
         bar = _Progress(cfg["log"]["progress"], enabled=self.verbose and main)
         if main and self.verbose:
             params = sum(p.numel() for p in self.raw_model.parameters())
