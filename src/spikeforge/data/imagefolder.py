@@ -245,7 +245,8 @@ class ImageFolderStream(torch.utils.data.Dataset):
                 W, H = im.size
                 if self.train:
                     top, left, h, w = random_resized_crop_box(random.Random(seed), H, W, self.scale, self.ratio)
-                    out = im.resize((self.crop, self.crop), Image.BILINEAR, box=(left, top, left + w, top + h))
+                    # crop, then resize (torchvision's resized_crop): the filter never reads outside the crop
+                    out = im.crop((left, top, left + w, top + h)).resize((self.crop, self.crop), Image.BILINEAR)
                 else:
                     rh, rw = resize_shorter_size(H, W, self.resize)
                     im = im.resize((rw, rh), Image.BILINEAR)
