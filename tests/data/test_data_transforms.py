@@ -138,7 +138,13 @@ def test_autoaugment_draws_one_sub_policy_per_sample():
     pytest.importorskip("kornia")
     aa = T.AutoAugment("cifar10", generator=_gen(3))
     calls: list[int] = []
-    for k, sub in enumerate(aa.subpolicies):
-        aa.subpolicies[k] = (lambda k, sub: lambda t: (calls.append(k), sub(t))[1])(k, sub)
+
+    def recording(k, sub):
+        def run(t):
+            calls.append(k)
+            return sub(t)
+        return run
+
+    aa.subpolicies = [recording(k, sub) for k, sub in enumerate(aa.subpolicies)]
     aa(torch.rand(64, 3, 8, 8))
     assert len(set(calls)) == len(calls) > 10  # each sub-policy runs once, on its own samples

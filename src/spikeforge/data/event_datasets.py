@@ -156,7 +156,7 @@ def load_frames(
 ) -> np.ndarray:
     """Frames of one recording per file: ``[len(files), T, 2, H, W]`` (``resize`` -> ``[.., *resize]``,
     resized file by file so the full-size frames of the whole split are never held at once)."""
-    out_size = tuple(resize) if resize is not None else size
+    out_size = (int(resize[0]), int(resize[1])) if resize is not None else size
     out = np.zeros((len(files), T, 2, *out_size), np.float32)
     cache_dir = resolve_cache(cache_dir)
     pre = _denoise_pre(denoise_us, size)

@@ -132,10 +132,10 @@ def index_imagenet(root: str | os.PathLike[str], split: str) -> tuple[list[Path]
     elif split == "test":
         folder, names = val, _class_dirs(val)
         if not names:
-            files, labels = _flat_val_labels(r, val, classes)
-            if not files:
+            flat_files, flat_labels = _flat_val_labels(r, val, classes)
+            if not flat_files:
                 raise DatasetNotFoundError("imagenet", [val], "no validation images listed")
-            return files, labels, classes
+            return flat_files, flat_labels, classes
         extra = sorted(set(names) - set(classes))
         if extra:
             raise DatasetNotFoundError("imagenet", [train / extra[0]],
@@ -143,7 +143,8 @@ def index_imagenet(root: str | os.PathLike[str], split: str) -> tuple[list[Path]
     else:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     index = {c: i for i, c in enumerate(classes)}
-    files, labels = [], []
+    files: list[Path] = []
+    labels: list[int] = []
     for c in names:
         fs = _images_in(folder / c)
         files += fs

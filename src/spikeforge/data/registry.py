@@ -349,8 +349,8 @@ def _imagenet_stream(split: str, folder: Path, limit: int | None, o: dict) -> im
     files, y, classes = imagefolder.index_imagenet(folder, split)
     files, y = files[:limit], y[:limit]
     mean, std = (o["mean"], o["std"]) if o["normalize"] else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
-    geometry = {"crop": int(o["crop"]), "resize": int(o["resize"]), "scale": tuple(o["scale"]),
-                "ratio": tuple(o["ratio"]), "mean": tuple(mean), "std": tuple(std)}
+    geometry: dict[str, Any] = {"crop": int(o["crop"]), "resize": int(o["resize"]), "scale": tuple(o["scale"]),
+                                "ratio": tuple(o["ratio"]), "mean": tuple(mean), "std": tuple(std)}
     ds = imagefolder.ImageFolderStream(files, y, train=split == "train", **geometry)
     view = ds if split == "test" else imagefolder.ImageFolderStream(files, y, train=False, **geometry)
     meta = {"mean": list(mean), "std": list(std), "normalized": bool(o["normalize"]), "options": o,

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from . import points
 from .errors import MissingDependencyError
 
-__all__ = ["RandomCrop", "HFlip", "Cutout", "AutoAugment", "RandomRoll", "PointScale", "PointShift", "PointDropout", "Compose", "build",
+__all__ = ["RandomCrop", "HFlip", "Cutout", "AutoAugment", "RandomRoll", "PointScale", "PointShift", "PointDropout",
+           "Compose", "build",
            "TRANSFORMS"]
 
 

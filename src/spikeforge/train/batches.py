@@ -103,8 +103,7 @@ class StreamingBatches:
 
     def epoch(self, shuffle: torch.Generator, seed_base: int) -> Iterator[tuple[Tensor, Tensor]]:
         self.sampler.set_epoch(torch.randperm(len(self.split), generator=shuffle), seed_base)
-        for xb, yb in self.loader:
-            yield xb, yb
+        yield from self.loader
 
     def close(self) -> None:
         """Stop the persistent workers."""
