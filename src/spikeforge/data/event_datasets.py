@@ -7,8 +7,8 @@ Layouts (as distributed by the dataset authors):
 * **N-MNIST** (34x34): ``Train/<digit>/<id>.bin`` and ``Test/<digit>/<id>.bin``.
 * **CIFAR10-DVS** (128x128): ``<class>/cifar10_<class>_<i>.aedat`` for the ten CIFAR-10 classes
   (1000 AEDAT 2.0 files each). No official split; we use SpikingJelly's
-  ``split_to_train_test_set(0.9, ..., random_split=False)`` (used by the NeuroCLIP code,
-  docs/methods/neuroclip.md): per class, files in name order (as ``torchvision``'s ``DatasetFolder``
+  ``split_to_train_test_set(0.9, ..., random_split=False)`` (the loader of the NeuroCLIP code,
+  arXiv:2306.12073): per class, files in name order (as ``torchvision``'s ``DatasetFolder``
   lists them: ``..._0, _1, _10, _100, ...``), the first ``ceil(0.9 n)`` train, the rest test.
   ``resize=(48, 48)`` resamples the frames by nearest neighbour at pixel centres (the 48x48 input of
   the MPBN / Ternary Spike CIFAR10-DVS experiments).

@@ -7,7 +7,7 @@ of the prediction string is the class folder name) in ``root`` or ``root/val``; 
 refuses it with an error that says how to arrange the files.
 
 Per-sample transforms (decoded with Pillow, Krizhevsky et al. 2012 / He et al. 2016 ImageNet protocol,
-docs/methods/ternary-spike.md):
+docs/methods/ternary_spike.md):
 
 * training: RandomResizedCrop(224) - area fraction ``s ~ U(0.08, 1)``, log aspect ratio
   ``~ U(log 3/4, log 4/3)``, crop ``w = round(sqrt(s A r))``, ``h = round(sqrt(s A / r))`` at a uniform

@@ -12,7 +12,7 @@ same crop/flip/hole is applied to all time steps of one sample, as needed for ev
 * :class:`AutoAugment` - Cubuk et al. 2019 (arXiv:1805.09501) learned policies (``cifar10``,
   ``imagenet``, ``svhn``) through kornia (extra ``augment``): one sub-policy drawn per sample.
 * :class:`RandomRoll` - circular shift of each sample by ``(dy, dx)`` uniform in
-  ``{-max_shift..max_shift}`` (the CIFAR10-DVS augmentation of the TET / MPBN training code).
+  ``{-max_shift..max_shift}`` (with a flip, the CIFAR10-DVS augmentation of the group's event-data training).
 * :class:`PointScale`, :class:`PointShift`, :class:`PointDropout` - the PointNet(++) augmentations of
   :mod:`spikeforge.data.points` on channel-first clouds ``[B, C, N]`` (as datasets store them).
 
