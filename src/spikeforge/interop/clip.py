@@ -167,8 +167,10 @@ def save_tiny_random_clip(folder: str | os.PathLike[str], *, image_size: int = 3
     For smoke tests of the NeuroCLIP pipeline without real weights (its accuracies mean nothing). The
     tokenizer's vocabulary holds the printable ASCII characters (lower-cased by CLIP's normaliser), each as a
     word-inner and a word-final (``</w>``) token, with no BPE merges. Returns the folder."""
+    import transformers
     from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
+    transformers.utils.logging.disable_progress_bar()
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
