@@ -137,3 +137,14 @@ def test_few_shot_head_shapes_and_gradient_through_the_spikes():
     assert head.text.requires_grad is False
     with pytest.raises(ValueError, match=r"\[C, 32\]"):
         FewShotHead(InterTimestepAdapter(D), torch.randn(C, D + 1))
+
+
+def test_doc_snippet_runs():
+    import re
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[2] / "docs" / "methods" / "neuroclip.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks
+    for code in blocks:
+        exec(compile(code, str(page), "exec"), {"__name__": "docs_neuroclip"})
