@@ -43,11 +43,14 @@ def test_zeroshot_then_fewshot_from_the_cli_share_the_feature_cache(clip_dir, tm
     assert json.loads(capsys.readouterr().out)["adapter"] == "relu"
 
 
-def test_missing_clip_and_bad_settings_are_clear_errors(tmp_path, capsys):
+def test_missing_clip_and_bad_settings_are_clear_errors(clip_dir, tmp_path, capsys):
     assert main(["neuroclip", "zeroshot", "--clip", str(tmp_path / "none"), "--data", "nmnist-sim"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "huggingface-cli download" in err
     assert main(["neuroclip", "fewshot", "--clip", str(tmp_path), "--shots", "0"]) == 2
     assert "shots must be" in capsys.readouterr().err
+    assert main(["neuroclip", "zeroshot", "--clip", str(clip_dir), "--data", "digits",
+                 "--set", f"cache_dir={tmp_path}"]) == 2
+    assert "needs an event dataset; 'digits' is 'static'" in capsys.readouterr().err
     assert main(["neuroclip", "recipes"]) == 0
     assert "neuroclip-nmnist-fewshot" in capsys.readouterr().out

@@ -255,9 +255,14 @@ class FeatureStore:
     def _split(self) -> Any:
         if self._data is None:
             c = self.cfg
+            if c.data not in data_mod.REGISTRY:
+                raise ValueError(f"unknown dataset {c.data!r}; registered: {', '.join(data_mod.list_datasets())}")
+            kind = data_mod.REGISTRY[c.data].kind
+            if kind != "events":
+                events = [n for n in data_mod.list_datasets() if data_mod.REGISTRY[n].kind == "events"]
+                raise ValueError(f"NeuroCLIP needs an event dataset; {c.data!r} is {kind!r} (event datasets: "
+                                 f"{', '.join(events)})")
             self._data = data_mod.get(c.data, self.split, root=c.root, limit=c.limit, **{**c.data_options, "T": c.T})
-            if self._data.kind != "events":
-                raise ValueError(f"NeuroCLIP needs an event dataset; {c.data!r} is {self._data.kind!r}")
         return self._data
 
     def labels(self) -> tuple[np.ndarray, list[str]]:
