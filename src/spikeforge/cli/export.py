@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
+
+from ._args import positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="spikeforge (.sfnet, exact, default), nir (.nir, HDF5) or onnx (.onnx)")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--which", choices=["final", "best", "last"], help="weights to export (default: final)")
-    p.add_argument("--T", type=int, help="time steps (default: the recipe's eval_T or T; fixes ONNX's unrolling)")
+    p.add_argument("--T", type=positive_int,
+                   help="time steps (default: the recipe's eval_T or T; fixes ONNX's unrolling)")
     p.add_argument("--dt", type=float, default=1e-4, help="NIR time step (default 1e-4, snnTorch's)")
     p.add_argument("--lossy", action="store_true", help="NIR: write the nearest network when NIR cannot express "
                    "a property (each loss is warned about)")
@@ -50,12 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     from ..interop import graph_from_module, save_inference, verify_artifact
     from ..interop.runtime import InferenceNetwork
+    from ._args import writable_file
 
+    out = writable_file(args.out)
     model, folded, x, cfg, T = folded_run(args.run_dir, args.which, args.T)
     graph = graph_from_module(folded, example=x, metadata=artifact_metadata(model, cfg, T))
     # float64, as verify_fold: the fold is exact in exact arithmetic, float32 rounding may flip a borderline spike
     report = verify_artifact(model, InferenceNetwork(graph), x, dtype=torch.float64)
-    out = Path(args.out)
     if args.format == "spikeforge":
         save_inference(graph, out)
     elif args.format == "nir":

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._args import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="evaluate an exported network (spikeforge artifact, NIR or ONNX) on a dataset")
@@ -17,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="dataset name (default: the one recorded in a spikeforge artifact)")
     p.add_argument("--kind", choices=["static", "events", "points"],
                    help="input encoding (default: recorded in the artifact, else static)")
-    p.add_argument("--T", type=int, help="time steps (default: recorded in the artifact; ONNX: its unrolled T)")
+    p.add_argument("--T", type=positive_int, help="time steps (default: recorded in the artifact; ONNX: unrolled T)")
     p.add_argument("--dt", type=float, help="NIR: time step of a graph without spikeforge metadata")
-    p.add_argument("--limit", type=int, help="first N test samples only")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--limit", type=positive_int, help="first N test samples only")
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 

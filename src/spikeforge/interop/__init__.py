@@ -3,9 +3,9 @@
 * :func:`graph_from_module` describes a folded network as a :class:`Graph` of small dataclasses;
 * :class:`InferenceNetwork` runs a graph (no training code needed);
 * :func:`save_inference` / :func:`load_inference` write and read the checksummed safetensors artifact;
-* :func:`to_nir` / :func:`from_nir` convert to and from NIR, :func:`export_onnx` writes ONNX.
-
-See ``docs/deployment.md``.
+* :func:`to_nir` / :func:`from_nir` convert to and from NIR, :func:`export_onnx` writes ONNX (see
+  ``docs/deployment.md``);
+* :mod:`.clip`: CLIP encoders for NeuroCLIP (optional ``transformers``).
 """
 
 from __future__ import annotations
