@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import copy
-from typing import cast
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -132,19 +132,19 @@ def expand_terms(layer: nn.Module, k: int, name: str) -> nn.Module:
     """A copy of ``layer`` reading ``k`` concatenated copies of its input (term-major): weights tiled ``k`` times
     along the input dim, so that ``layer'(cat(x_1, …, x_k)) = layer(Σ_j x_j)``."""
     if isinstance(layer, nn.Linear):
-        new = copy.deepcopy(layer)
-        new.weight = nn.Parameter(layer.weight.detach().repeat(1, k))
-        new.in_features = layer.in_features * k
-        return new
+        lin = copy.deepcopy(layer)
+        lin.weight = nn.Parameter(layer.weight.detach().repeat(1, k))
+        lin.in_features = layer.in_features * k
+        return lin
     if isinstance(layer, (nn.Conv1d, nn.Conv2d)):
         if layer.groups != 1:
             raise FoldError(f"{name} is a grouped conv (groups={layer.groups}); a sum of spike tensors with different "
                             "amplitudes folds into ungrouped convs only")
-        new = copy.deepcopy(layer)
+        conv = copy.deepcopy(layer)
         w = layer.weight.detach()
-        new.weight = nn.Parameter(w.repeat((1, k) + (1,) * (w.ndim - 2)))
-        new.in_channels = layer.in_channels * k
-        return new
+        conv.weight = nn.Parameter(w.repeat((1, k) + (1,) * (w.ndim - 2)))
+        conv.in_channels = layer.in_channels * k
+        return conv
     raise FoldError(f"{name} ({type(layer).__name__}) cannot read a sum of spike tensors with different amplitudes")
 
 
@@ -194,7 +194,7 @@ def scale_input(layer: nn.Module, scale: Scale, name: str) -> nn.Module:
                 if v.ndim != 3 or v.shape[0] != layer.in_channels:
                     raise FoldError(f"the element-wise amplitude of {scale.source} has shape {tuple(v.shape)}, "
                                     f"{name} reads {layer.in_channels} channels")
-                return UnsharedConv2d.from_conv(layer, tuple(v.shape[1:]), v.to(w.dtype))
+                return UnsharedConv2d.from_conv(layer, (int(v.shape[1]), int(v.shape[2])), v.to(w.dtype))
             a = _f64(scale.vector(layer.in_channels, name))
             factor = _input_factor_for_groups(a, layer)
             w.copy_(_f64(w) * factor.reshape(factor.shape + (1,) * (w.ndim - 2)))
@@ -273,8 +273,28 @@ def scale_output(layer: nn.Module, factor: Tensor, name: str, in_size: tuple[int
 # --- average pooling of element-wise amplitudes -------------------------------------------------------------
 
 
-def _pool_geometry(pool: nn.Module, in_size: tuple[int, int], name: str) -> tuple[dict, tuple[int, int]]:
-    """Keyword arguments of ``F.avg_pool2d`` equivalent to ``pool`` on inputs of ``in_size``, and the output size."""
+class _PoolGeometry(NamedTuple):
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    ceil_mode: bool
+    count_include_pad: bool
+    divisor_override: int | None
+
+    def apply(self, x: Tensor, divisor_override: int | None = None) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            divisor_override if divisor_override is not None else self.divisor_override)
+
+
+def _pair_of(v: object) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    t = tuple(int(u) for u in v)  # type: ignore[attr-defined]
+    return t[0], t[1]
+
+
+def _pool_geometry(pool: nn.Module, in_size: tuple[int, int], name: str) -> tuple[_PoolGeometry, tuple[int, int]]:
+    """The ``F.avg_pool2d`` arguments equivalent to ``pool`` on inputs of ``in_size``, and the output size."""
     H, W = in_size
     if isinstance(pool, nn.AdaptiveAvgPool2d):
         out = pool.output_size if isinstance(pool.output_size, tuple) else (pool.output_size, pool.output_size)
@@ -283,18 +303,13 @@ def _pool_geometry(pool: nn.Module, in_size: tuple[int, int], name: str) -> tupl
             raise FoldError(f"{name}: adaptive pooling of {in_size} to {(oh, ow)} has uneven windows; the element-wise "
                             "amplitude fold handles output sizes that divide the input")
         k = (H // oh, W // ow)
-        return {"kernel_size": k, "stride": k, "padding": (0, 0), "ceil_mode": False, "count_include_pad": True,
-                "divisor_override": None}, (oh, ow)
+        return _PoolGeometry(k, k, (0, 0), False, True, None), (oh, ow)
     if isinstance(pool, nn.AvgPool2d):
-        def pair(v: object) -> tuple[int, int]:
-            return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))  # type: ignore[index]
-
-        k = pair(pool.kernel_size)
-        kw = {"kernel_size": k, "stride": pair(pool.stride if pool.stride is not None else k),
-              "padding": pair(pool.padding), "ceil_mode": bool(pool.ceil_mode),
-              "count_include_pad": bool(pool.count_include_pad), "divisor_override": pool.divisor_override}
-        out = F.avg_pool2d(torch.zeros(1, 1, H, W), **kw).shape[-2:]
-        return kw, (int(out[0]), int(out[1]))
+        k = _pair_of(pool.kernel_size)
+        geom = _PoolGeometry(k, _pair_of(pool.stride if pool.stride is not None else k), _pair_of(pool.padding),
+                             bool(pool.ceil_mode), bool(pool.count_include_pad), pool.divisor_override)
+        pooled = geom.apply(torch.zeros(1, 1, H, W))
+        return geom, (int(pooled.shape[-2]), int(pooled.shape[-1]))
     raise FoldError(f"{name} ({type(pool).__name__}): an element-wise amplitude folds through 2-D average pooling only")
 
 
@@ -306,11 +321,11 @@ def pending_pool(pool: nn.Module, amplitude: Tensor, name: str) -> PendingPool:
     if a.ndim != 3:
         raise FoldError(f"{name}: expected an element-wise amplitude [C, H, W], got shape {tuple(a.shape)}")
     C, H, W = a.shape
-    kw, (Ho, Wo) = _pool_geometry(pool, (H, W), name)
-    (kh, kw_), (sh, sw), (ph, pw) = kw["kernel_size"], kw["stride"], kw["padding"]
+    geom, (Ho, Wo) = _pool_geometry(pool, (H, W), name)
+    (kh, kw_), (sh, sw), (ph, pw) = geom.kernel_size, geom.stride, geom.padding
     ones = torch.ones(1, 1, H, W, dtype=torch.float64)
-    mean_of_ones = F.avg_pool2d(ones, **kw)[0, 0]                                   # valid / divisor
-    valid = F.avg_pool2d(ones, **{**kw, "divisor_override": 1})[0, 0]               # number of map positions read
+    mean_of_ones = geom.apply(ones)[0, 0]                      # valid / divisor
+    valid = geom.apply(ones, divisor_override=1)[0, 0]         # number of map positions read
     inv_div = torch.where(valid > 0, mean_of_ones / valid.clamp(min=1), torch.zeros_like(valid))
     # zero-pad the amplitude so that every window tap indexes inside the padded map (ceil_mode may read past it)
     need_h, need_w = sh * (Ho - 1) + kh, sw * (Wo - 1) + kw_
@@ -355,7 +370,7 @@ def compose_pool_conv(conv: nn.Conv2d, pool: PendingPool, name: str) -> Unshared
     og, cg = O // g, C // g
     for i in range(g):
         dense[i * og:(i + 1) * og, i * cg:(i + 1) * cg] = w[i * og:(i + 1) * og]
-    (kch, kcw), (sch, scw), (pch, pcw) = conv.kernel_size, conv.stride, conv.padding  # type: ignore[misc]
+    (kch, kcw), (sch, scw), (pch, pcw) = conv.kernel_size, conv.stride, conv.padding
     (kph, kpw), (sph, spw), (pph, ppw) = pool.kernel_size, pool.stride, pool.padding
     Hq, Wq = pool.out_size
     Ho, Wo = conv_out_size((Hq, Wq), (kch, kcw), (sch, scw), (pch, pcw), (1, 1))
