@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["SpikeforgeDataError", "DatasetNotFoundError", "CorruptFileError", "MissingDependencyError"]
+__all__ = [
+    "SpikeforgeDataError", "DatasetNotFoundError", "CorruptFileError", "UnsupportedFormatError",
+    "MissingDependencyError",
+]
 
 
 class SpikeforgeDataError(Exception):
@@ -70,6 +73,11 @@ class CorruptFileError(SpikeforgeDataError, ValueError):
 
     def __reduce__(self):
         return (type(self), (self.path, self.problem, self.offset))
+
+
+class UnsupportedFormatError(SpikeforgeDataError, ValueError):
+    """A file is readable but in a format (or format variant) spikeforge has no reader for, or its
+    format cannot be told from its header and name."""
 
 
 class MissingDependencyError(SpikeforgeDataError, ImportError):
