@@ -242,6 +242,15 @@ def _safe_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> Any:
     return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
 
 
+def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    # protocol-5 numpy pickles: an array view of bytes the pickle holds (nothing is allocated)
+    if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)) or not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("numpy _frombuffer needs bytes and a dtype")
+    if dtype.kind not in "biuf" or order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"numpy _frombuffer of dtype {dtype} / order {order!r} is not allowed")
+    return np.frombuffer(buf, dtype).reshape(shape, order=order).copy()
+
+
 def _safe_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     # Python 3 writes bytes at protocol 2 as _codecs.encode(str, 'latin1'); nothing else is needed
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
@@ -262,10 +271,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     """Unpickler that only resolves the globals needed for plain numeric numpy arrays.
 
     Plain containers (dict, list, bytes, str, int) need no globals at all; numpy arrays need
-    ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2) and ``numpy.dtype`` (plus
-    ``_codecs.encode``, which Python 3 uses for bytes at protocol 2). Each is replaced by a
-    checked version: ``_reconstruct`` only builds numpy's empty ``(0,)`` placeholder (the array's
-    data then comes from the pickle itself), ``dtype`` only numeric scalar types, ``encode`` only
+    ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2; ``numeric._frombuffer`` at
+    protocol 5) and ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at
+    protocol 2). Each is replaced by a checked version: ``_reconstruct`` only builds numpy's empty
+    ``(0,)`` placeholder (the array's data then comes from the pickle itself), ``_frombuffer`` only
+    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``encode`` only
     ``encode(str, 'latin1')``. Anything else (``os.system``, ``builtins.eval`` ...) raises
     :class:`pickle.UnpicklingError`.
     """
@@ -273,6 +283,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     _ALLOWED: dict[tuple[str, str], Any] = {
         ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
         ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
         ("numpy", "ndarray"): _NdarrayName,
         ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _safe_encode,
