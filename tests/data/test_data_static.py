@@ -248,10 +248,10 @@ def test_cifar_bad_data(tmp_path, data):
     # BINBYTES8 announcing 2**62 bytes: the C unpickler allocated first (MemoryError)
     (b"\x80\x04\x8e" + struct.pack("<Q", 1 << 62) + b".", "bytes8"),
     # numpy _reconstruct(ndarray, (10**12,), b'b'): a 1 TB allocation
-    (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x05\x00\x10\xa5\xd4\xe8\x85"
+    (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85"
      b"C\x01b\x87R.", "placeholder"),
     # calling numpy.ndarray((10**12,)) directly
-    (b"\x80\x02cnumpy\nndarray\n\x8a\x05\x00\x10\xa5\xd4\xe8\x85R.", "not callable|invalid pickle"),
+    (b"\x80\x02cnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85R.", "not callable|invalid pickle"),
     # numpy.dtype('O'): object arrays
     (b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00O8\x85R.", "numbers only"),
 ])
