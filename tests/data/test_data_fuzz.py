@@ -85,7 +85,8 @@ PARSERS: dict[str, tuple[Callable[[Path], object], list[bytes], list[bytes]]] = 
     "evt2-raw": (ef.read_evt2, [_written(lambda p: ef.write_evt2(p, _EV, 34, 34))], [b"% evt 2.0\n% end\n"]),
     "evt3-raw": (ef.read_evt3, [_written(lambda p: ef.write_evt3(p, _EV, 34, 34))],
                  [b"% format EVT3;height=34;width=34\n% end\n", b"% evt 3.0\n"]),
-    "off": (points.read_off, [b"OFF\n4 2 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n4 0 1 2 3\n"], [b"OFF\n", b"OFF3 1 0\n"]),
+    "off": (points.read_off, [b"OFF\n4 2 0\n0 0 0\n1 0 0\n0 1 0\n0 0 1\n3 0 1 2\n4 0 1 2 3\n"],
+            [b"OFF\n", b"OFF3 1 0\n"]),
     "modelnet-txt": (points.read_modelnet_txt, [b"0.1,0.2,0.3,0,0,1\n-1,2e3,4.5,1,0,0\n", b"1,2,3\n4,5,6\n"], [b""]),
     "frame-cache-npz": (base.read_npz, [_npz_bytes()], [b"PK\x03\x04"]),
 }

@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -224,9 +224,9 @@ def read_npz(path: str | os.PathLike[str], max_bytes: int = NPZ_MAX_BYTES) -> di
                         raise CorruptFileError(p, f"member {info.filename!r}: shape {shape} of {dtype} needs {n} "
                                                   f"bytes, the member holds {info.file_size - f.tell()}")
                     buf = np.empty(n, np.uint8)
-                    view, got = memoryview(buf), 0
+                    view, got, stream = buf.data, 0, cast(Any, f)  # zipfile's stream has readinto
                     while got < n:
-                        k = f.readinto(view[got:])
+                        k = stream.readinto(view[got:])
                         if not k:
                             raise CorruptFileError(p, f"member {info.filename!r} is truncated")
                         got += k

@@ -133,7 +133,8 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int = IDX_MAX_BYTES) -> np
         if ndim == 0 or ndim > _IDX_MAX_DIMS:
             raise CorruptFileError(p, f"IDX header declares {ndim} dimensions (allowed 1..{_IDX_MAX_DIMS})", 3)
         head = 4 + 4 * ndim
-        dims = struct.unpack(f">{ndim}I", _read_exact(stream, 4 * ndim, p, f"header needs {4 + 4 * ndim} bytes for {ndim} dims", 4))
+        dim_bytes = _read_exact(stream, 4 * ndim, p, f"header needs {head} bytes for {ndim} dims", 4)
+        dims = struct.unpack(f">{ndim}I", dim_bytes)
         dtype = np.dtype(_IDX_TYPES[code])
         expected = math.prod(dims) * dtype.itemsize  # exact: no int64 overflow
         if expected > max_bytes:
@@ -148,7 +149,7 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int = IDX_MAX_BYTES) -> np
                                       f"{file_size}-byte gzip file can hold (deflate expands at most "
                                       f"{GZIP_MAX_RATIO}:1)", 4)
         out = np.empty(expected, np.uint8)  # pages are committed only as the stream fills them
-        view = memoryview(out)
+        view = out.data  # writable memoryview of the array
         got = 0
         try:
             while got < expected:
@@ -248,7 +249,7 @@ def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray
         raise pickle.UnpicklingError("numpy _frombuffer needs bytes and a dtype")
     if dtype.kind not in "biuf" or order not in ("C", "F"):
         raise pickle.UnpicklingError(f"numpy _frombuffer of dtype {dtype} / order {order!r} is not allowed")
-    return np.frombuffer(buf, dtype).reshape(shape, order=order).copy()
+    return np.frombuffer(memoryview(buf), dtype).reshape(shape, order=order).copy()
 
 
 def _safe_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
