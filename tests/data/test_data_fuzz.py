@@ -4,10 +4,13 @@ random bodies must either parse or raise one of the library's own errors
 IndexError, a plain ValueError ...
 
 The normal suite runs a fixed (derandomised) ``FUZZ_QUICK`` examples per parser. ``make fuzz``
-sets ``SPIKEFORGE_FUZZ_EXAMPLES`` (>= 10,000) and then also measures every case: wall time with
-``time.perf_counter`` and the peak of Python/numpy allocations with ``tracemalloc`` (numpy
-reports its array buffers to tracemalloc), asserting no case above ``FUZZ_MAX_SECONDS`` or
-``FUZZ_MAX_BYTES`` and printing the per-parser counts and maxima.
+sets ``SPIKEFORGE_FUZZ_EXAMPLES`` (>= 10,000) and then also measures every case's wall time
+(``time.perf_counter``, asserted below ``FUZZ_MAX_SECONDS``) and memory: the process's peak
+RSS (``resource.getrusage``) bounds every single case and must grow by less than
+``FUZZ_MAX_BYTES`` over the run; with ``SPIKEFORGE_FUZZ_TRACEMALLOC=1`` each case's peak of
+Python/numpy allocations (numpy reports its buffers to tracemalloc) is also measured and
+asserted (slower). The per-parser counts and maxima are printed (and written to
+``$SPIKEFORGE_FUZZ_REPORT`` if set).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from spikeforge.data.errors import SpikeforgeDataError
 
 FUZZ_EXAMPLES = int(os.environ.get("SPIKEFORGE_FUZZ_EXAMPLES", "0"))
 FUZZ_MODE = FUZZ_EXAMPLES > 0
+FUZZ_TRACEMALLOC = os.environ.get("SPIKEFORGE_FUZZ_TRACEMALLOC", "0") == "1"
 FUZZ_QUICK = 25
 FUZZ_MAX_SECONDS = 2.0
 FUZZ_MAX_BYTES = 500 * 2**20
@@ -128,7 +132,8 @@ def _inputs(name: str) -> st.SearchStrategy[bytes]:
 def _run_case(name: str, reader: Callable[[Path], object], path: Path, blob: bytes) -> None:
     path.write_bytes(blob)
     if FUZZ_MODE:
-        tracemalloc.reset_peak()
+        if FUZZ_TRACEMALLOC:
+            tracemalloc.reset_peak()
         t0 = time.perf_counter()
     try:
         reader(path)
@@ -136,7 +141,7 @@ def _run_case(name: str, reader: Callable[[Path], object], path: Path, blob: byt
         pass
     if FUZZ_MODE:
         dt = time.perf_counter() - t0
-        peak = tracemalloc.get_traced_memory()[1]
+        peak = tracemalloc.get_traced_memory()[1] if FUZZ_TRACEMALLOC else 0
         s = STATS.setdefault(name, {"cases": 0, "max_s": 0.0, "max_bytes": 0})
         s["cases"] += 1
         s["max_s"] = max(s["max_s"], dt)
@@ -147,21 +152,27 @@ def _run_case(name: str, reader: Callable[[Path], object], path: Path, blob: byt
 
 @pytest.fixture(scope="module", autouse=True)
 def _measure():
-    if FUZZ_MODE:
+    if FUZZ_TRACEMALLOC:
         tracemalloc.start()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     yield
-    if FUZZ_MODE:
+    if FUZZ_TRACEMALLOC:
         tracemalloc.stop()
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if FUZZ_MODE:
+        rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        rss = rss_bytes / 2**20
         lines = [f"{'parser':18s} {'cases':>7s} {'max s':>8s} {'max MiB':>8s}"]
         lines += [f"{k:18s} {int(v['cases']):7d} {v['max_s']:8.4f} {v['max_bytes'] / 2**20:8.2f}"
                   for k, v in STATS.items()]
-        lines.append(f"process max RSS {rss:.0f} MiB; load average {os.getloadavg()}")
+        lines.append(f"process max RSS {rss:.0f} MiB (before the cases {rss0 / 2**20:.0f} MiB); "
+                     f"load average {os.getloadavg()}")
         report = "\n".join(lines)
         print("\n" + report)
         out = os.environ.get("SPIKEFORGE_FUZZ_REPORT")
         if out:
             Path(out).write_text(report + "\n")
+        # the process high-water mark bounds every single case: no case used more than this
+        assert rss_bytes - rss0 < FUZZ_MAX_BYTES, f"max RSS grew by {(rss_bytes - rss0) / 2**20:.0f} MiB"
 
 
 _SETTINGS = settings(
