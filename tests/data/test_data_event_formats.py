@@ -361,6 +361,11 @@ def test_evt3_roundtrip_and_checks(tmp_path):
     with pytest.raises(CorruptFileError, match="outside the 10x10"):
         ef.read_evt3(p)
     assert ef.read_evt3(p, strict=False).tolist() == [(0, 15, 0, 0)]
+    # a vector running past x = 2047 (the 11-bit address space) would wrap in int16
+    p.write_bytes(b"% evt 3.0\n% end\n" + struct.pack("<5H", 0x8000, 0x0001, 0x3000 | 2040, 0x4000 | 0x801, 0x6000))
+    with pytest.raises(CorruptFileError, match="x=2051"):
+        ef.read_evt3(p)
+    assert ef.read_evt3(p, strict=False).tolist() == [(0, 2040, 1, 0)]
     p.write_bytes(b"% evt 3.0\n% end\n" + struct.pack("<1H", 0x9000))
     with pytest.raises(CorruptFileError, match="reserved EVT 3.0 type 9"):
         ef.read_evt3(p)

@@ -739,8 +739,11 @@ def read_evt3(path: str | os.PathLike[str], strict: bool = True) -> np.ndarray:
     t = t_word[rows]
     if strict:
         offsets = off + 2 * ev_words[rows]
-        _check_inside(p, x, y, info["width"], info["height"], offsets)
+        _check_inside(p, x, y, info["width"] or 2048, info["height"], offsets)
         _check_monotonic(p, t, offsets, "(EVT 3.0 time only grows; a smaller TIME_HIGH is a 2**24 us wrap)")
+    else:  # vectors running past the 11-bit address space cannot be real pixels
+        keep = x < 2048
+        rows, x, y, t = rows[keep], x[keep], y[keep], t[keep]
     return make_events(t, x, y, pol[rows])
 
 
