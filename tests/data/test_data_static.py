@@ -262,6 +262,8 @@ def test_cifar_hostile_pickles_raise_corrupt(tmp_path, blob, needle):
 
 def test_cifar_numpy_pickles_still_load(tmp_path):
     d = {b"data": np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072), b"labels": np.array([3, 7], np.int32)}
-    for proto in (2, 4, 5):
-        x, y = static.read_cifar_batch(_pickled(tmp_path, pickle.dumps(d, protocol=proto)))
-        assert y.tolist() == [3, 7] and x.shape == (2, 3, 32, 32) and x[1, 2, 31, 31] == (2 * 3072 - 1) % 256
+    for labels in (np.array([3, 7], np.int32), [np.int64(3), np.uint8(7)]):  # arrays or numpy scalars
+        d[b"labels"] = labels
+        for proto in (2, 4, 5):
+            x, y = static.read_cifar_batch(_pickled(tmp_path, pickle.dumps(d, protocol=proto)))
+            assert y.tolist() == [3, 7] and x.shape == (2, 3, 32, 32) and x[1, 2, 31, 31] == (2 * 3072 - 1) % 256

@@ -252,6 +252,13 @@ def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray
     return np.frombuffer(memoryview(buf), dtype).reshape(shape, order=order).copy()
 
 
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    # numpy scalars (e.g. np.int64 labels) pickle as scalar(dtype, raw bytes of one item)
+    if not isinstance(dtype, np.dtype) or not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("numpy scalar needs a numeric dtype and exactly one item of bytes")
+    return np.frombuffer(data, dtype)[0]
+
+
 def _safe_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
     # Python 3 writes bytes at protocol 2 as _codecs.encode(str, 'latin1'); nothing else is needed
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
@@ -276,7 +283,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     protocol 5) and ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at
     protocol 2). Each is replaced by a checked version: ``_reconstruct`` only builds numpy's empty
     ``(0,)`` placeholder (the array's data then comes from the pickle itself), ``_frombuffer`` only
-    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``encode`` only
+    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``scalar`` only one item of those, ``encode`` only
     ``encode(str, 'latin1')``. Anything else (``os.system``, ``builtins.eval`` ...) raises
     :class:`pickle.UnpicklingError`.
     """
@@ -286,6 +293,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
         ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,
         ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
+        ("numpy.core.multiarray", "scalar"): _safe_scalar,
+        ("numpy._core.multiarray", "scalar"): _safe_scalar,
         ("numpy", "ndarray"): _NdarrayName,
         ("numpy", "dtype"): _safe_dtype,
         ("_codecs", "encode"): _safe_encode,
