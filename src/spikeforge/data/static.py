@@ -283,8 +283,8 @@ class RestrictedUnpickler(pickle.Unpickler):
     protocol 5) and ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at
     protocol 2). Each is replaced by a checked version: ``_reconstruct`` only builds numpy's empty
     ``(0,)`` placeholder (the array's data then comes from the pickle itself), ``_frombuffer`` only
-    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``scalar`` only one item of those, ``encode`` only
-    ``encode(str, 'latin1')``. Anything else (``os.system``, ``builtins.eval`` ...) raises
+    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``scalar`` only one item
+    of those, ``encode`` only ``encode(str, 'latin1')``. Anything else (``os.system``, ``builtins.eval`` ...) raises
     :class:`pickle.UnpicklingError`.
     """
 
