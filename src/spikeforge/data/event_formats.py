@@ -617,7 +617,8 @@ _EVT2_KNOWN = (0, 1, 8, 10, 14, 15)
 _EVT3_KNOWN = (0, 2, 3, 4, 5, 6, 7, 8, 10, 14, 15)
 
 
-def _raw_words(p: Path, buf: bytes, evt: str, width_bytes: int) -> tuple[np.ndarray, int, dict[str, Any]]:
+def _raw_words(p: Path, buf: bytes, evt: str, width_bytes: int,
+               widen: bool = True) -> tuple[np.ndarray, int, dict[str, Any]]:
     lines, off = _percent_header(p, buf)
     info = prophesee_header(lines)
     if info["evt"] != evt:
@@ -628,7 +629,8 @@ def _raw_words(p: Path, buf: bytes, evt: str, width_bytes: int) -> tuple[np.ndar
         raise CorruptFileError(p, f"data section of {n_bytes} bytes is not a multiple of the "
                                   f"{width_bytes}-byte EVT {evt} word (truncated)", len(buf) - n_bytes % width_bytes)
     dt = "<u4" if width_bytes == 4 else "<u2"
-    return np.frombuffer(buf, dt, offset=off).astype(np.int64), off, info
+    words = np.frombuffer(buf, dt, offset=off)
+    return (words.astype(np.int64) if widen else words), off, info
 
 
 def _reserved(p: Path, typ: np.ndarray, known: tuple[int, ...], off: int, width_bytes: int, evt: str) -> None:
@@ -709,36 +711,54 @@ def read_evt3(path: str | os.PathLike[str], strict: bool = True) -> np.ndarray:
     """Read the CD events of a Prophesee EVT 3.0 ``.raw`` file (see module docstring); vectorised
     over the whole stream (the decoder state is rebuilt with forward fills and cumulative sums)."""
     p, buf = _read(path)
-    w, off, info = _raw_words(p, buf, "3.0", 2)
-    typ = w >> 12
+    w16, off, info = _raw_words(p, buf, "3.0", 2, widen=False)
+    typ = (w16 >> 12).astype(np.uint8)
     if strict:
         _reserved(p, typ, _EVT3_KNOWN, off, 2, "3.0")
+    w = w16.astype(np.int32)
     n = len(w)
-    idx = np.arange(n)
-    last_y = np.maximum.accumulate(np.where(typ == 0, idx, -1)) if n else idx
+    it = np.int32 if n < 2**31 - 1 else np.int64  # word indices; small types keep ~10^7-event files light
+    idx = np.arange(n, dtype=it)
+
+    def last(sel: np.ndarray) -> np.ndarray:  # index of the last word with `sel` at or before each word
+        a = np.where(sel, idx, it(-1))
+        return np.maximum.accumulate(a, out=a) if n else a
+
+    last_y, last_tl, last_base = last(typ == 0), last(typ == 6), last(typ == 3)
     is_th = typ == 8
-    th = _unwrap_time_high(w[is_th] & 0xFFF, 12)
-    th_rank = np.cumsum(is_th) - 1
-    last_tl = np.maximum.accumulate(np.where(typ == 6, idx, -1)) if n else idx
-    last_base = np.maximum.accumulate(np.where(typ == 3, idx, -1)) if n else idx
-    inc = np.where(typ == 4, 12, np.where(typ == 5, 8, 0))
-    before = np.cumsum(inc) - inc  # x advance of all vectors before each word
-    is_vec = (typ == 4) | (typ == 5)
-    ev_words = np.flatnonzero(((typ == 2) | (is_vec & (last_base >= 0))) & (last_y >= 0) & (th_rank >= 0))
-    we, te = w[ev_words], typ[ev_words]
+    th = _unwrap_time_high(w[is_th].astype(np.int64) & 0xFFF, 12)
+    th_rank = np.cumsum(is_th, dtype=it) - 1
+    del is_th
+    inc = np.zeros(n, np.int8)
+    inc[typ == 4], inc[typ == 5] = 12, 8
+    vec_ok = (inc > 0) & (last_base >= 0)
+    ev_words = np.flatnonzero(((typ == 2) | vec_ok) & (last_y >= 0) & (th_rank >= 0))
+    del vec_ok, idx
+    before = np.cumsum(inc, dtype=np.int64)  # x advance of the vectors up to and including each word
     base = last_base[ev_words]
+    del last_base
+    we, te = w[ev_words], typ[ev_words]
     vec = te != 2
-    start = np.where(vec, (w[base] & 0x7FF) + before[ev_words] - before[base], we & 0x7FF)
-    pol = np.where(vec, (w[base] >> 11) & 1, (we >> 11) & 1)
-    mask = np.where(te == 4, we & 0xFFF, np.where(te == 5, we & 0xFF, 1))
-    rows, cols = np.nonzero((mask[:, None] >> np.arange(12)) & 1)
-    tl = np.where(last_tl[ev_words] >= 0, w[last_tl[ev_words]] & 0xFFF, 0)
+    base_c = np.maximum(base, 0)
+    # x advance of the vectors between the base word and this one (inc[base] is 0)
+    shift = before[ev_words] - inc[ev_words] - before[base_c]
+    del before, inc
+    start = np.where(vec, (w[base_c] & 0x7FF) + shift, we & 0x7FF)
+    pol = np.where(vec, (w[base_c] >> 11) & 1, (we >> 11) & 1).astype(np.uint8)
+    mask = np.where(te == 4, we & 0xFFF, np.where(te == 5, we & 0xFF, 1)).astype("<u2")
+    bits = np.unpackbits(mask.view(np.uint8).reshape(-1, 2), axis=1, bitorder="little")[:, :12]
+    rows, cols = np.nonzero(bits)
+    del bits, mask, shift, base_c, base
+    tl_idx = last_tl[ev_words]
+    tl = np.where(tl_idx >= 0, w[np.maximum(tl_idx, 0)] & 0xFFF, 0)
     t_word = (th[th_rank[ev_words]] << 12) | tl
+    y_word = w[last_y[ev_words]] & 0x7FF
+    del tl_idx, tl, last_tl, last_y, th_rank
     x = start[rows] + cols
-    y = w[last_y[ev_words]][rows] & 0x7FF
+    y = y_word[rows]
     t = t_word[rows]
     if strict:
-        offsets = off + 2 * ev_words[rows]
+        offsets = off + 2 * ev_words[rows].astype(np.int64)
         _check_inside(p, x, y, info["width"] or 2048, info["height"], offsets)
         _check_monotonic(p, t, offsets, "(EVT 3.0 time only grows; a smaller TIME_HIGH is a 2**24 us wrap)")
     else:  # vectors running past the 11-bit address space cannot be real pixels
