@@ -733,7 +733,7 @@ def read_evt3(path: str | os.PathLike[str], strict: bool = True) -> np.ndarray:
     inc[typ == 4], inc[typ == 5] = 12, 8
     vec_ok = (inc > 0) & (last_base >= 0)
     ev_words = np.flatnonzero(((typ == 2) | vec_ok) & (last_y >= 0) & (th_rank >= 0))
-    del vec_ok, idx
+    del vec_ok
     before = np.cumsum(inc, dtype=np.int64)  # x advance of the vectors up to and including each word
     base = last_base[ev_words]
     del last_base

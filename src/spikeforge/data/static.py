@@ -27,6 +27,7 @@ import os
 import pickle
 import pickletools
 import struct
+import warnings
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -315,8 +316,10 @@ def _restricted_load(path: Path, max_bytes: int = PICKLE_MAX_BYTES) -> Any:
         # Walk the opcodes first (pure Python, nothing built): every counted length (BINBYTES8,
         # LONG4 ...) is checked against the bytes really present, so the C unpickler below never
         # allocates a buffer the file does not back.
-        for _op, _arg, _pos in pickletools.genops(io.BytesIO(raw)):
-            pass
+        with warnings.catch_warnings():  # genops decodes STRING args: bad escapes only warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _op, _arg, _pos in pickletools.genops(io.BytesIO(raw)):
+                pass
         return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as e:
         raise CorruptFileError(path, f"refused or invalid pickle ({e})") from None
