@@ -68,7 +68,7 @@ Prophesee / Metavision (docs.prophesee.ai, "DAT File Format", "EVT 2.0 Format", 
     ``.dat`` (N-CARS, the Gen1/1Mpx automotive sets): after the header one byte event type
     (0 = Event2d, 12 = EventCd, 14 = external trigger) and one byte event size (8), then
     little-endian 8-byte records ``uint32 t`` (us) and ``uint32 w`` with ``x = w & 0x3FFF``,
-    ``y = (w >> 14) & 0x3FFF``, ``p = (w >> 28) & 0xF`` (1 = ON). Files without any ``%``
+    ``y = (w >> 14) & 0x3FFF``, ``p = (w >> 28) & 1`` (1 = ON; bits 29-31 unused). Files without any ``%``
     line are the old layout without the type/size bytes. 32-bit time wraps are unwrapped.
 
     ``.raw`` EVT 2.0 (``% evt 2.0`` or ``% format EVT2``): little-endian 32-bit words, type in
@@ -586,16 +586,12 @@ def read_prophesee_dat(path: str | os.PathLike[str], strict: bool = True) -> np.
     if len(t) > 1:  # unwrap the 32-bit microsecond counter
         t = t + (np.concatenate([[0], np.cumsum(np.diff(t) < -(1 << 31))]) << 32)
     w = rec["w"].astype(np.int64)
-    x, y, pol = w & 0x3FFF, (w >> 14) & 0x3FFF, (w >> 28) & 0xF
+    x, y, pol = w & 0x3FFF, (w >> 14) & 0x3FFF, (w >> 28) & 1  # bits 29-31 unused by CD events
     if strict:
         offsets = off + 8 * np.arange(len(t))
-        if len(pol) and pol.max() > 1:
-            i = int(np.argmax(pol > 1))
-            raise CorruptFileError(p, f"event {i} has polarity {int(pol[i])} (CD polarity is 0 or 1); "
-                                      "pass strict=False to keep such events", int(offsets[i]))
         _check_inside(p, x, y, info["width"], info["height"], offsets)
         _check_monotonic(p, t, offsets, "(.dat events are stored in time order)")
-    return make_events(t, x, y, pol & 1)
+    return make_events(t, x, y, pol)
 
 
 def write_prophesee_dat(path: str | os.PathLike[str], events: np.ndarray, width: int | None = None,
