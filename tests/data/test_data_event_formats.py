@@ -383,3 +383,6 @@ def test_raw_detection(tmp_path):
     ef.write_prophesee_dat(q, _random_events(30, 304, 240, 10**6), 304, 240)
     assert ef.detect_format(q) == "prophesee-dat" and len(ef.read_events(q)) == 30
     assert issubclass(UnsupportedFormatError, SpikeforgeDataError) and issubclass(CorruptFileError, ValueError)
+    b = tmp_path / "image_0001.bin"  # N-Caltech101 event at x = 37 ('%'), y = 32 (' ') comes first
+    b.write_bytes(bytes([37, 32, 0x80, 0, 1]) + bytes([10, 10, 0, 0, 2]))
+    assert ef.detect_format(b) == "nmnist-bin" and ef.read_events(b).tolist() == [(1, 37, 32, 1), (2, 10, 10, 0)]

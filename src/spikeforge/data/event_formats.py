@@ -821,9 +821,10 @@ _HEAD_BYTES = 1 << 20
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format of an event file, from its header (``#!AER-DAT<version>``; Prophesee ``%`` lines
-    with ``% evt 2.0|3.0`` / ``% format EVT2|EVT3`` for ``.raw``, otherwise ``.dat``) or else its
-    extension (``.bin`` N-MNIST, ``.dat`` headerless Prophesee, ``.aedat4``)."""
+    """The format of an event file, from its header (``#!AER-DAT<version>``; a first line of
+    printable text starting with ``%``: Prophesee, ``% evt 2.0|3.0`` / ``% format EVT2|EVT3`` for
+    ``.raw``, otherwise ``.dat``) or else its extension (``.bin`` N-MNIST, which has no header and
+    is checked before the ``%`` rule; ``.dat`` headerless Prophesee, ``.aedat4``)."""
     p = Path(path)
     if not p.is_file():
         raise DatasetNotFoundError(p.name, [p])
@@ -836,7 +837,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if head.startswith(b"#!AER-DAT4"):
         return "aedat4"
     ext = p.suffix.lower()
-    if head[:1] == b"%":
+    if ext == ".bin":  # N-MNIST has no header; its first byte (x) may well be '%' (37)
+        return "nmnist-bin"
+    first = head.split(b"\n", 1)[0]
+    if head[:1] == b"%" and all(32 <= c < 127 or c in (9, 13) for c in first[:4096]):
         lines, _ = _percent_header(p, head)
         evt = prophesee_header(lines)["evt"]
         if evt == "2.0":
@@ -849,8 +853,6 @@ def detect_format(path: str | os.PathLike[str]) -> str:
         if ext == ".raw":
             raise CorruptFileError(p, "Prophesee .raw header has no '% evt <version>' or '% format EVT<n>' line", 0)
         return "prophesee-dat"
-    if ext == ".bin":
-        return "nmnist-bin"
     if ext == ".aedat4":
         return "aedat4"
     if ext == ".dat":
