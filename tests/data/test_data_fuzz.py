@@ -95,6 +95,11 @@ PARSERS: dict[str, tuple[Callable[[Path], object], list[bytes], list[bytes]]] = 
     "modelnet-txt": (points.read_modelnet_txt, [b"0.1,0.2,0.3,0,0,1\n-1,2e3,4.5,1,0,0\n", b"1,2,3\n4,5,6\n"], [b""]),
     "frame-cache-npz": (base.read_npz, [_npz_bytes()], [b"PK\x03\x04"]),
 }
+# format detection + dispatch over every event format (files without an extension: header only)
+PARSERS["read-events"] = (ef.read_events, [s for k in ("aedat2-dvs128", "aedat2-davis", "aedat3.1", "prophesee-dat",
+                                                        "evt2-raw", "evt3-raw") for s in PARSERS[k][1]],
+                          [b"#!AER-DAT2.0\r\n", b"#!AER-DAT3.1\r\n", b"#!AER-DAT4.0\r\n", b"% evt 2.0\n",
+                           b"% evt 3.0\n", b"% format EVT21\n", b"% Version 2\n"])
 
 STATS: dict[str, dict[str, float]] = {}
 
