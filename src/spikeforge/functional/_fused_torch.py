@@ -69,10 +69,9 @@ def forward(x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, low: Tensor | Non
     for t in range(T):
         thr_t = thr[t] if tv else thr
         h = h_seq[t]
-        if gain is None:
-            torch.addcmul(x[t], decay, v, out=h)
-        else:
-            torch.addcmul(gain * x[t], decay, v, out=h)
+        # decay * v + gain * x rounded twice like the reference (addcmul would fuse into one FMA rounding)
+        torch.mul(v, decay, out=h)
+        h.add_(x[t] if gain is None else gain * x[t])
         if plain_binary and (hard_zero or spec.reset == "none"):
             fired = h >= thr_t
             s_seq[t].copy_(fired)

@@ -168,6 +168,13 @@ def _common_limits(call: NeuronCall, surrogates: dict[str, int]) -> str | None:
     return None
 
 
+@torch.compiler.assume_constant_result
+def _cpp_status() -> str:
+    """Builds or loads the C++ kernel at first use (outside any ``torch.compile`` trace: a constant there)."""
+    _cpu_kernel.kernel()
+    return _cpu_kernel.kernel_status()
+
+
 class CppBackend(KernelBackend):
     name = "cpp"
 
@@ -182,9 +189,8 @@ class CppBackend(KernelBackend):
             return reason
         if call.time_varying or call.threshold.numel() != 1:
             return "the C++ kernel takes a scalar threshold (per-channel/element/step thresholds: fused or triton)"
-        if _cpu_kernel.kernel() is None:
-            return f"the C++ kernel is {_cpu_kernel.kernel_status()}"
-        return None
+        status = _cpp_status()
+        return None if status == "built" else f"the C++ kernel is {status}"
 
     @staticmethod
     def _args(spec: NeuronSpec, decay: Tensor, thr: Tensor) -> tuple[Any, ...]:
@@ -280,8 +286,9 @@ def backend_support(call: NeuronCall) -> dict[str, str | None]:
 _SPEC_FIELDS = [f.name for f in fields(NeuronSpec) if f.name != "surrogate"]
 
 
+@torch.compiler.assume_constant_result
 def spec_key(spec: NeuronSpec) -> str:
-    """``spec`` as a string (custom ops take primitive arguments)."""
+    """``spec`` as a string (custom ops take primitive arguments); a constant for ``torch.compile``."""
     d = {k: getattr(spec, k) for k in _SPEC_FIELDS}
     d["surrogate"] = [spec.surrogate.name, spec.surrogate.param]
     return json.dumps(d, sort_keys=True)
