@@ -121,9 +121,10 @@ def _spec(spike: str, reset: str, i: int) -> NeuronSpec:
     k, sub = i // 2, (i // 2) % 4
     name, param = SURROGATES[k % len(SURROGATES)]
     odd = (sub + (spike == "ternary")) % 2 == 1
+    v_reset = -0.1 if (reset == "hard" and spike == "binary" and not odd) else 0.0
+    amount = 0.4 if (reset == "soft" and odd) else None
     return NeuronSpec(spike=spike, reset=reset, surrogate=surrogate(name, **param), decay_input=bool(sub % 2),
-                      detach_reset=sub >= 2, v_reset=-0.1 if (reset == "hard" and spike == "binary" and not odd) else 0.0,
-                      soft_reset_amount=0.4 if (reset == "soft" and odd) else None)
+                      detach_reset=sub >= 2, v_reset=v_reset, soft_reset_amount=amount)
 
 
 def expected_support(backend: str, granularity: str, mpbn: bool, learn: bool = False, mpr: bool = False) -> bool:

@@ -223,7 +223,7 @@ def _spikeforge(p: LIFParams, backend: str) -> NeuronFn:
     spec = NeuronSpec(reset="hard", v_reset=0.0, surrogate=surrogate("atan", alpha=p.alpha), detach_reset=False)
 
     def run(x: Tensor) -> Tensor:
-        return multistep(x, spec, decay=p.decay, threshold=p.threshold, backend=backend)[0]  # type: ignore[arg-type]
+        return multistep(x, spec, decay=p.decay, threshold=p.threshold, backend=backend)[0]
     return run
 
 

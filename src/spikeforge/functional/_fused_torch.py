@@ -178,7 +178,7 @@ def backward(saved: Saved, g_s: Tensor | None, g_vT: Tensor | None, g_third: Ten
             g_h = g_v
             if soft:
                 if not spec.detach_reset:
-                    amount = thr_t if soft_by_thr else spec.soft_reset_amount
+                    amount = thr_t if spec.soft_reset_amount is None else spec.soft_reset_amount
                     g_spike = g_spike - amount * g_v
                 if soft_by_thr and g_thr_acc is not None:
                     g_thr_t = -g_v * s
@@ -237,7 +237,7 @@ class FusedNormNode(torch.autograd.Function):
     ``(x, v0, decay, thr, low, weight, bias, spec, tv, low_tv, norm)``, outputs ``(s, v_T, third)``."""
 
     @staticmethod
-    def forward(ctx, x, v0, decay, thr, low, weight, bias, spec, tv, low_tv, norm):  # type: ignore[override]
+    def forward(ctx, x, v0, decay, thr, low, weight, bias, spec, tv, low_tv, norm):
         s, v, third, saved = forward(x, v0, decay, thr, low, spec, tv, low_tv, norm, weight, bias)
         # h and r go through save_for_backward (one of them is an output: no reference cycle through ctx)
         ctx.save_for_backward(x if spec.decay_input else None, v0, decay, thr, low, weight, bias, saved.h, saved.r)
@@ -246,10 +246,10 @@ class FusedNormNode(torch.autograd.Function):
         return s, v, third
 
     @staticmethod
-    def backward(ctx, g_s, g_v, g_third):  # type: ignore[override]
+    def backward(ctx, g_s, g_v, g_third):
         x, v0, decay, thr, low, weight, bias, h, r = ctx.saved_tensors
-        grads = backward(Saved(h, r, *ctx.stats), g_s, g_v, g_third, x=x, v0=v0, decay=decay, thr=thr, low=low, spec=ctx.spec,
-                         tv=ctx.tv, low_tv=ctx.low_tv, needs=tuple(ctx.needs_input_grad[:7]), norm=ctx.norm,
-                         weight=weight, bias=bias)
+        grads = backward(Saved(h, r, *ctx.stats), g_s, g_v, g_third, x=x, v0=v0, decay=decay, thr=thr, low=low,
+                         spec=ctx.spec, tv=ctx.tv, low_tv=ctx.low_tv, needs=tuple(ctx.needs_input_grad[:7]),
+                         norm=ctx.norm, weight=weight, bias=bias)
         ctx.stats = None
         return (*grads, None, None, None, None)

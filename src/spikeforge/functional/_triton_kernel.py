@@ -79,7 +79,8 @@ def _params(x: Tensor, decay: Tensor, spec: NeuronSpec) -> Tensor:
 
 
 def _threshold(thr: Tensor, x: Tensor, tv: bool) -> tuple[Tensor, int, int]:
-    """``(buffer, t_stride, n_stride)``: a scalar is read with strides 0, anything else expanded to ``[N]``/``[T, N]``."""
+    """``(buffer, t_stride, n_stride)``: a scalar is read with strides 0, anything else expanded to ``[N]`` or
+    ``[T, N]``."""
     thr = thr.to(device=x.device, dtype=x.dtype)
     N = x[0].numel()
     if thr.numel() == 1:
@@ -123,8 +124,9 @@ def backward(h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor | None, decay: Ten
     g_v0 = torch.empty_like(h[0])
     buf, ts, ns = _threshold(thr, h, tv)
     has_gh = g_h is not None
-    _launch(bwd, (triton_cdiv(N, _BLOCK),), g_s.contiguous(), g_h.contiguous() if has_gh else h, g_v.contiguous(), h,
-            buf, _params(h, decay, spec), g_x, g_v0, N, T, ts, ns, **_flags(spec), HAS_GH=has_gh,
+    gh = h if g_h is None else g_h.contiguous()  # any pointer when absent: HAS_GH=False never reads it
+    _launch(bwd, (triton_cdiv(N, _BLOCK),), g_s.contiguous(), gh, g_v.contiguous(), h, buf, _params(h, decay, spec),
+            g_x, g_v0, N, T, ts, ns, **_flags(spec), HAS_GH=has_gh,
             DETACH=spec.detach_reset, SG=SURROGATE_IDS[spec.surrogate.name], BLOCK=_BLOCK)
     return g_x, g_v0
 
