@@ -89,6 +89,11 @@ def forward(x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, low: Tensor | Non
             invstds.append(invstd)
         else:
             r = _fire_input(h, spec)
+        if spec.spike == "binary" and hard_zero:  # one compare and one select instead of the general reset
+            fired = r >= thr_t
+            s_seq[t].copy_(fired)
+            v = h.masked_fill(fired, 0.0)
+            continue
         s = _spikes(r, thr_t, _at(low, t, low_tv), spec)
         s_seq[t] = s
         v = _reset(h, s, thr_t, spec)
@@ -239,6 +244,7 @@ class FusedNormNode(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, decay, thr, low, weight, bias, spec, tv, low_tv, norm):
         s, v, third, saved = forward(x, v0, decay, thr, low, spec, tv, low_tv, norm, weight, bias)
+        ctx.set_materialize_grads(False)  # unused outputs get None, not a zero tensor to add T times
         # h and r go through save_for_backward (one of them is an output: no reference cycle through ctx)
         ctx.save_for_backward(x if spec.decay_input else None, v0, decay, thr, low, weight, bias, saved.h, saved.r)
         ctx.stats = (saved.mean, saved.invstd)
