@@ -157,9 +157,12 @@ def backward(saved: Saved, g_s: Tensor | None, g_vT: Tensor | None, g_third: Ten
         low_t = _at(low, t, low_tv)
         r = r_seq[t] if r_seq is not None else _fire_input(h, spec)
         ds_dlow = None
+        stored = False
+        fired = None
         if not ternary:
             sg = spec.surrogate.grad(r - thr_t)
-            s = (r >= thr_t).to(h.dtype)
+            fired = r >= thr_t
+            s = fired.to(h.dtype)
             mag, ds_dr, ds_dthr = s, sg, -sg
         elif low_t is None:
             sg = spec.surrogate.grad(r.abs() - thr_t)
@@ -175,10 +178,13 @@ def backward(saved: Saved, g_s: Tensor | None, g_vT: Tensor | None, g_third: Ten
         g_spike = g_s[t]
         g_thr_t = None
         if hard:
-            g_h = g_v * (1.0 - mag)
+            g_h = g_v * (1.0 - mag) if fired is None else g_v.masked_fill(fired, 0.0)
             if not spec.detach_reset:
-                g_mag = g_v * (spec.v_reset - h)
-                g_spike = g_spike + (g_mag * s if ternary else g_mag)
+                if not ternary and spec.v_reset == 0.0:
+                    g_spike = torch.addcmul(g_spike, g_v, h, value=-1.0)
+                else:
+                    g_mag = g_v * (spec.v_reset - h)
+                    g_spike = g_spike + (g_mag * s if ternary else g_mag)
         else:
             g_h = g_v
             if soft:
@@ -209,7 +215,11 @@ def backward(saved: Saved, g_s: Tensor | None, g_vT: Tensor | None, g_third: Ten
             gi, gw, gb = torch.ops.aten.native_batch_norm_backward(
                 norm.flat(g_r.contiguous()), norm.flat(h), weight, norm.running_mean[row], norm.running_var[row],
                 mean, invstd, norm.training, norm.eps, [True, g_w is not None, g_b is not None])
-            g_h = g_h + gi.view(h.shape)
+            if g_x is not None and gain is None:
+                g_h = torch.add(g_h, gi.view(h.shape), out=g_x[t])  # written in place: no copy below
+                stored = True
+            else:
+                g_h = g_h + gi.view(h.shape)
             if g_w is not None:
                 g_w += gw
             if g_b is not None:
@@ -218,7 +228,7 @@ def backward(saved: Saved, g_s: Tensor | None, g_vT: Tensor | None, g_third: Ten
             g_h = g_h + (g_r * mpr_grad(h) if spec.pre_fire == "mpr" else g_r)
             if g_third is not None:
                 g_h = g_h + g_third[t]
-        if g_x is not None:
+        if g_x is not None and not stored:
             g_x[t] = g_h if gain is None else g_h * gain
         if g_decay is not None:
             if t > 0:
