@@ -8,7 +8,7 @@ with ``torch.autograd.graph.saved_tensors_hooks``, each storage once). Input ``x
 Usage::
 
     python benchmarks/neuron_kernels.py                    # prints a markdown table
-    python benchmarks/neuron_kernels.py --shape 4 8 64 16 16 --repeats 5
+    python benchmarks/neuron_kernels.py --shape 4 8 64 16 16 --repeats 5 --threads 1 --only MPBN LIF
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--only", nargs="*", default=None, help="case title prefixes to run (e.g. MPBN LIF)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| case | backend | fwd+bwd median (ms) | min (ms) | saved for backward (MB) |")
     print("|---|---|---:|---:|---:|")
     for title, (preset, backends) in CASES.items():
+        if args.only and not any(title.startswith(o) for o in args.only):
+            continue
         for backend in backends:
             try:
                 neuron = Neuron(preset, feature_shape=tuple(args.shape[2:]), backend=backend).train()
