@@ -31,6 +31,8 @@ def readout(logits: Tensor, mode: str = "mean") -> Tensor:
     """Collapse per-step outputs ``[T, B, ...]``: ``mean`` (most methods) or ``sum`` (Joint A-SNN)."""
     if logits.ndim < 2:
         raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError(f"readout of T = 0 time steps (shape {tuple(logits.shape)}); a sequence needs T >= 1")
     if mode == "mean":
         return logits.mean(0)
     if mode == "sum":

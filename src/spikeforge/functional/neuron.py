@@ -86,6 +86,10 @@ class NeuronState(NamedTuple):
     v: Tensor
 
 
+class NonFiniteError(ValueError):
+    """NaN or Inf values where finite numbers are required (an input sequence, a parameter, a gradient)."""
+
+
 def check_sequence(x: Tensor, name: str = "input") -> None:
     """Raise a clear error for inputs that are not a float ``[T, B, ...]`` sequence."""
     if not isinstance(x, Tensor):
@@ -102,7 +106,7 @@ def check_sequence(x: Tensor, name: str = "input") -> None:
     if torch.compiler.is_compiling():
         return
     if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or Inf values (shape {tuple(x.shape)})")
+        raise NonFiniteError(f"{name} contains NaN or Inf values (shape {tuple(x.shape)})")
 
 
 def uniform_membrane(like: Tensor, high: float, generator: torch.Generator | None = None) -> Tensor:
