@@ -58,12 +58,7 @@ def normalised_membrane(neuron: Neuron, fire_input: Tensor) -> Tensor:
 
     ``fire_input[T, B, ...]`` -> ``r / (2 V_th)`` (binary) or ``|r| / (2 V_th)`` (ternary), same shape.
     """
-    thr = neuron.threshold
-    if neuron.threshold_per_step:
-        T = fire_input.shape[0]
-        if T > thr.shape[0]:
-            raise ValueError(f"neuron has per-step thresholds for {thr.shape[0]} steps, got T = {T}")
-        thr = thr[:T]
+    thr = neuron.threshold_for(fire_input.shape[0])
     # detached: the regularisers act on membranes, a learnable threshold is not pulled by them
     thr = thr.detach().to(dtype=fire_input.dtype)
     r = fire_input.abs() if neuron.spec.spike == "ternary" else fire_input

@@ -62,7 +62,7 @@ class NeuronConfig:
             "mpbn_running": ("shared", "per_step"),
             "init": ("zero", "uniform"),
             "init_when": ("train", "always"),
-            "backend": ("auto", "fused", "reference"),
+            "backend": ("auto", "reference", "fused", "cpp", "triton"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
