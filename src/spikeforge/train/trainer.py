@@ -30,6 +30,7 @@ import yaml
 from torch import Tensor, nn
 
 from ..encode import readout
+from ..losses.classification import readout_loss
 from . import checkpoint as ckpt
 from .builders import (
     build_model,
@@ -42,6 +43,7 @@ from .builders import (
     lr_at,
 )
 from .distributed import DistInfo, all_reduce_sum, convert_sync_bn, init_distributed, shutdown
+from .sweep import check_votes
 
 __all__ = ["Trainer", "NonFiniteLossError", "resolve_device", "evaluate", "epoch_seed"]
 
@@ -75,8 +77,11 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, kind: str, batch_size: int,
-             device: torch.device, dist_info: DistInfo | None = None) -> tuple[float, float]:
-    """Test ``(loss, accuracy)``: accuracy of the objective's readout, loss = CE of that readout.
+             device: torch.device, dist_info: DistInfo | None = None, votes: int = 1) -> tuple[float, float]:
+    """Test ``(loss, accuracy)``: accuracy of the objective's readout, loss = CE of that readout (NLL for the
+    ``log_softmax_mean`` readout). ``votes = V``: the readout is the mean over V forward passes of each batch
+    (Spiking PointNet's 3-vote test; each pass draws fresh random initial membranes, see
+    :mod:`spikeforge.train.sweep`).
 
     Under torchrun each rank evaluates a contiguous shard and the sums are all-reduced.
     """
@@ -87,12 +92,16 @@ def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, 
     lo, hi = n * info.rank // info.world_size, n * (info.rank + 1) // info.world_size
     correct, loss_sum = 0.0, 0.0
     mode = getattr(objective, "readout", "mean")
+    votes = check_votes(votes)
     for i in range(lo, hi, batch_size):
         xb = encode_input(x[i:min(i + batch_size, hi)].to(device), kind, T)
         yb = y[i:min(i + batch_size, hi)].to(device)
         z = readout(objective.logits(objective.forward(model, xb)).float(), mode)
+        for _ in range(votes - 1):
+            z = z + readout(objective.logits(objective.forward(model, xb)).float(), mode)
+        z = z / votes
         correct += float((z.argmax(1) == yb).sum())
-        loss_sum += float(nn.functional.cross_entropy(z, yb, reduction="sum"))
+        loss_sum += float(readout_loss(z, yb, mode, reduction="sum"))
     correct, loss_sum = all_reduce_sum([correct, loss_sum], info, device)
     model.train(was_training)
     return loss_sum / max(1, n), correct / max(1, n)
@@ -410,7 +419,8 @@ class Trainer:
             if evaluated:
                 test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                                T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                               device=self.device, dist_info=self.dist)
+                                               device=self.device, dist_info=self.dist,
+                                           votes=int(self.cfg["eval"]["votes"]))
                 if test_acc > self.best_acc:
                     self.best_acc, self.best_epoch = test_acc, epoch + 1
                     self.save_checkpoint("best", epoch + 1)
@@ -428,7 +438,8 @@ class Trainer:
         if self.start_epoch >= cfg["epochs"]:
             test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                            T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                           device=self.device, dist_info=self.dist)
+                                           device=self.device, dist_info=self.dist,
+                                           votes=int(self.cfg["eval"]["votes"]))
         metrics = self._finish(test_acc, test_loss) if main else {}
         return metrics
 
