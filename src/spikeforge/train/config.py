@@ -82,8 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "deterministic": False, # torch.use_deterministic_algorithms
     "sync_bn": False,       # synchronise batch statistics over processes (torchrun)
     # T_sweep: max T (int) or list of T for the final sweep; votes: forward passes averaged per test batch
-    # (Spiking PointNet's 3-vote test: fresh random initial membranes per pass)
-    "eval": {"every": 1, "T_sweep": None, "votes": 1},
+    # (Spiking PointNet's 3-vote test: fresh random initial membranes per pass); bn_recalibration: re-estimate BN
+    # running statistics on that many training batches before each test evaluation (0 = off; train.bn_calibration)
+    "eval": {"every": 1, "T_sweep": None, "votes": 1, "bn_recalibration": 0},
     "fold": {"enabled": True, "verify_samples": 64},
     "analysis": {"enabled": True, "samples": 128},
     "log": {"tensorboard": True, "progress": "auto"},  # progress: auto | always | never
@@ -304,6 +305,8 @@ def resolve(recipe: Mapping[str, Any]) -> dict[str, Any]:
          "optim.no_decay must be a list of parameter kinds among norm, bias, neuron ([] decays every parameter)"),
         (isinstance(cfg["eval"]["votes"], int) and not isinstance(cfg["eval"]["votes"], bool)
          and cfg["eval"]["votes"] >= 1, "eval.votes must be an integer >= 1"),
+        (isinstance(cfg["eval"]["bn_recalibration"], int) and not isinstance(cfg["eval"]["bn_recalibration"], bool)
+         and cfg["eval"]["bn_recalibration"] >= 0, "eval.bn_recalibration must be an integer >= 0 (batches)"),
         (cfg["log"]["progress"] in ("auto", "always", "never"), "log.progress must be auto, always or never"),
     ]
     for ok, msg in checks:

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from ..encode import readout
 from ..losses.classification import readout_loss
 from . import checkpoint as ckpt
+from .bn_calibration import recalibrate_bn
 from .builders import (
     build_model,
     build_objective,
@@ -417,6 +418,7 @@ class Trainer:
             last = epoch + 1 == cfg["epochs"]
             evaluated = last or (epoch + 1) % int(cfg["eval"]["every"]) == 0
             if evaluated:
+                self.recalibrate_bn()
                 test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                                T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
                                                device=self.device, dist_info=self.dist,
@@ -442,6 +444,17 @@ class Trainer:
                                            votes=int(self.cfg["eval"]["votes"]))
         metrics = self._finish(test_acc, test_loss) if main else {}
         return metrics
+
+    def recalibrate_bn(self) -> int:
+        """Re-estimate BN running statistics on the first ``eval.bn_recalibration`` training batches (fixed order,
+        no augmentation; the same batches on every rank) — see :mod:`spikeforge.train.bn_calibration`."""
+        n = min(int(self.cfg["eval"]["bn_recalibration"]), self.steps_per_epoch)
+        if n <= 0:
+            return 0
+        B = self.global_batch
+        inputs = (encode_input(self.train_set.x[i * B:(i + 1) * B].to(self.device), self.kind, self.T)
+                  for i in range(n))
+        return recalibrate_bn(self.raw_model, inputs, forward=self.objective.forward)
 
     # --- after training ---------------------------------------------------------------------------------
     def _test_inputs(self, count: int, T: int) -> Tensor:
