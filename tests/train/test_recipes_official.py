@@ -109,7 +109,7 @@ def test_ternary_imagenet_runs_without_warm_up() -> None:
 
 def test_inflor_recipe_is_the_re_loss_set_up() -> None:
     cfg = _cfg("softreset-mpr-cifar10")
-    assert cfg["seed"] == 2022 and cfg["optim"]["no_decay"] == [] and cfg["model"]["zero_init_residual"] is True
+    assert cfg["seed"] == 2022 and cfg["optim"]["no_decay"] == [] and cfg["model"]["zero_init_residual"] is False
     assert (cfg["optim"]["lr"], cfg["optim"]["momentum"], cfg["epochs"], cfg["batch_size"], cfg["T"]) == \
         (0.01, 0.9, 400, 128, 4)
     n = Neuron(cfg["model"]["neuron"], (2,))

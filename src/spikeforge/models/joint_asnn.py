@@ -132,7 +132,7 @@ class StepBatchNorm2d(nn.BatchNorm2d):
     is stepped one time step per forward call (arXiv:2305.02099; docs/methods/joint_asnn.md).
     """
 
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 5:
             raise ValueError(f"StepBatchNorm2d expects [T, B, C, H, W], got shape {tuple(x.shape)}")
         if not self.training:

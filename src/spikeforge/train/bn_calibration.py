@@ -46,12 +46,12 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor],
     if not bns:
         return 0
     momenta = {m: m.momentum for m in bns}
-    calls = {m: 0 for m in bns}
+    calls: dict[nn.Module, int] = {m: 0 for m in bns}
 
     def count_calls(module: nn.Module, args: tuple[Any, ...]) -> None:
         # tdBN's forward does not implement momentum=None: give it the cumulative factor 1/k itself
         calls[module] += 1
-        module.momentum = 1.0 / calls[module]
+        setattr(module, "momentum", 1.0 / calls[module])
 
     hooks = []
     for m in bns:
