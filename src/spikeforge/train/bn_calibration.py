@@ -22,7 +22,7 @@ evaluation when ``eval.bn_recalibration`` (number of training batches) is > 0.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -46,12 +46,13 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tensor],
     if not bns:
         return 0
     momenta = {m: m.momentum for m in bns}
-    calls: dict[nn.Module, int] = {m: 0 for m in bns}
+    calls = {m: 0 for m in bns}
 
     def count_calls(module: nn.Module, args: tuple[Any, ...]) -> None:
         # tdBN's forward does not implement momentum=None: give it the cumulative factor 1/k itself
-        calls[module] += 1
-        setattr(module, "momentum", 1.0 / calls[module])
+        bn = cast(_BatchNorm, module)
+        calls[bn] += 1
+        bn.momentum = 1.0 / calls[bn]
 
     hooks = []
     for m in bns:
