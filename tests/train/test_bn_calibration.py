@@ -58,3 +58,39 @@ def test_batch_constant_channel_drift_is_removed() -> None:
     assert not model.training
     with torch.no_grad():
         torch.testing.assert_close(model(ones)[0, 0], train_out, atol=1e-3, rtol=0)
+
+
+def test_pointnet_tnet_bn_sees_batch_constant_spikes_and_recalibration_restores_eval() -> None:
+    import copy
+
+    from spikeforge.models import create_model
+    from spikeforge.train.builders import param_groups
+
+    torch.manual_seed(0)
+    model = create_model("pointnet", num_classes=4, num_points=64, width=1 / 16, neuron="pointnet")
+    x = torch.randn(1, 16, 3, 64)
+    y = torch.randint(0, 4, (16,))
+    pooled: list[torch.Tensor] = []
+    hook = model.stn.mlp[0].register_forward_hook(lambda m, i, o: pooled.append(i[0].detach()))
+    model.train()
+    model(x)
+    hook.remove()
+    # max-pooled binary spikes: identical for every sample -> the BN after this layer has batch variance 0
+    assert torch.equal(pooled[0], pooled[0][:, :1].expand_as(pooled[0]))
+    for m in model.stn.modules():  # faster running-average decay, so that a few steps show the drift
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = 0.5
+    opt = torch.optim.Adam(param_groups(model, 1e-4, []), lr=1e-3)
+    for _ in range(12):
+        loss = nn.functional.cross_entropy(model(x).mean(0), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        train_mode = copy.deepcopy(model).train().stn(x)  # batch statistics (a copy: its running stats move)
+        model.eval()
+        stale = model.stn(x)
+        recalibrate_bn(model, [x], forward=lambda m, b: m(b))
+        fresh = model.stn(x)
+    assert (stale - train_mode).abs().max() > 0.1  # eval mode with the trailing running estimates is off
+    torch.testing.assert_close(fresh, train_mode, atol=1e-3, rtol=0)  # recalibrated eval == training mode

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from spikeforge import fold
+from spikeforge.fold import FoldError
 from spikeforge.losses import build_objective
 from spikeforge.models import create_model
 from spikeforge.neurons import Neuron
@@ -95,6 +97,8 @@ def test_mpbn_recipes_leave_lambda_unconstrained_and_use_the_code_seed() -> None
         with torch.no_grad():
             neurons[0].mpbn.weight.fill_(-0.5)
         assert torch.equal(neurons[0].mpbn.scale(), neurons[0].mpbn.weight)  # no floor: lambda stays negative
+        with pytest.raises(FoldError, match="MPBN scale λ ≤ 0"):  # the fold keeps its clear error
+            fold(model.eval())
     cfg = _cfg("mpbn-cifar10")
     assert (cfg["epochs"], cfg["batch_size"], cfg["optim"]["lr"], cfg["optim"]["no_decay"]) == \
         (400, 128, 0.1, ["norm", "bias", "neuron"])
