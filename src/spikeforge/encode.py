@@ -36,6 +36,8 @@ def readout(logits: Tensor, mode: str = "mean") -> Tensor:
     readout (arXiv:2310.06232; docs/methods/pointnet_scheme.md), trained with NLL on it."""
     if logits.ndim < 2:
         raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError(f"readout of T = 0 time steps (shape {tuple(logits.shape)}); a sequence needs T >= 1")
     if mode == "mean":
         return logits.mean(0)
     if mode == "sum":

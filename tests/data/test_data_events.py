@@ -75,16 +75,20 @@ def test_batched_equals_single(split_by):
 
 
 def test_render_grey():
+    # official NeuroCLIP rendering: channel 0 (p = 0) -> 255, then channel 1 (p = 1) -> 0; channel 1 wins
     f = np.zeros((2, 2, 3), np.float32)
-    f[1, 0, 0] = 2  # ON only -> 255
-    f[0, 0, 1] = 1  # OFF only -> 0
-    f[0, 1, 1] = f[1, 1, 1] = 3  # both -> OFF wins -> 0
-    f[1, 1, 2] = 1  # ON count 1, threshold 1 -> stays 127
+    f[0, 0, 0] = 2  # channel 0 only -> 255
+    f[1, 0, 1] = 1  # channel 1 only -> 0
+    f[0, 1, 1] = f[1, 1, 1] = 3  # both -> channel 1 wins -> 0
+    f[0, 1, 2] = 1  # channel-0 count 1, threshold 1 -> stays 127
     g = E.render_grey(f, count_threshold=0)
     assert g.dtype == np.uint8 and g.tolist() == [[255, 0, 127], [127, 0, 255]]
     assert E.render_grey(f, count_threshold=1).tolist() == [[255, 127, 127], [127, 0, 127]]
     gt = E.render_grey(torch.from_numpy(np.stack([f, f])))
-    assert isinstance(gt, torch.Tensor) and gt.shape == (2, 2, 3)
+    assert isinstance(gt, torch.Tensor) and gt.dtype == torch.uint8 and gt.shape == (2, 2, 3)
+    assert gt[1].tolist() == g.tolist()
+    with pytest.raises(ValueError, match=r"\[\.\.\., 2, H, W\]"):
+        E.render_grey(np.zeros((3, 4, 4)))
 
 
 def test_denoise():

@@ -122,6 +122,27 @@ def test_cifar10_dvs_split(tmp_path):
     assert te.x.shape == (2, 2, 2, 128, 128)
 
 
+def test_cifar10_dvs_split_is_spikingjelly_name_order_and_48px_resize(tmp_path):
+    from spikeforge.data import event_datasets as evd
+
+    rng = np.random.default_rng(3)
+    (tmp_path / "cat").mkdir()
+    for i in range(12):
+        ef.write_aedat2(tmp_path / "cat" / f"cifar10_cat_{i}.aedat", _rand_events(rng, 40, 128, 128))
+    # name order _0, _1, _10, _11, _2, ..., _9; ceil(0.9 * 12) = 11 train files, the last name (_9) is test
+    train_files, _ = evd.cifar10dvs_index(tmp_path, "train")
+    test_files, y = evd.cifar10dvs_index(tmp_path, "test")
+    assert [f.stem.rsplit("_", 1)[1] for f in train_files][:4] == ["0", "1", "10", "11"]
+    assert [f.name for f in test_files] == ["cifar10_cat_9.aedat"] and y.tolist() == [3]
+    full = data.get("cifar10-dvs", "test", root=tmp_path, T=2, cache_dir=None)
+    small = data.get("cifar10-dvs", "test", root=tmp_path, T=2, cache_dir=None, size=[48, 48])
+    assert small.x.shape == (1, 2, 2, 48, 48) and small.meta["size"] == [48, 48]
+    src = (torch.arange(48) * 128 + 64) // 48  # pixel centres: floor((i + 0.5) * 128 / 48)
+    assert torch.equal(small.x, full.x[..., src[:, None], src[None, :]])
+    with pytest.raises(ValueError, match="option size"):
+        data.get("cifar10-dvs", "test", root=tmp_path, T=2, cache_dir=None, size=[48])
+
+
 def test_dvs_gesture_fake(tmp_path):
     rng = np.random.default_rng(2)
     trials = {"user01_fluorescent": [(1, 0, 100_000), (11, 150_000, 300_000)], "user02_led": [(5, 0, 300_000)]}

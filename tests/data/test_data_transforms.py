@@ -63,8 +63,10 @@ def test_build_recipe_and_errors():
     assert T.build({"hflip": 0.3}).transforms[0].p == 0.3
     with pytest.raises(ValueError, match="valid keys: random_crop, hflip, cutout"):
         T.build({"rotate": True})
-    with pytest.raises(ValueError, match="AutoAugment"):
-        T.build({"autoaugment": {"policy": "cifar10"}})
+    with pytest.raises(ValueError, match="autoaugment policy must be one of cifar10"):
+        T.build({"autoaugment": "cifar100"})
+    with pytest.raises(ValueError, match="'roll'"):
+        T.build({"roll": "5"})
     with pytest.raises(ValueError, match="cutout"):
         T.build({"cutout": {"size": 3}})
     with pytest.raises(ValueError, match="expected true/false"):
@@ -89,3 +91,60 @@ def test_point_augmentations_on_channel_first_clouds():
     assert len(build({"point_scale": True, "point_shift": True, "point_dropout": True})) == 3
     with pytest.raises(ValueError, match=r"\[B, C, N\]"):
         PointScale()(torch.randn(2, 3, 4, 4))
+
+
+def test_random_roll_is_torch_roll_per_sample_on_event_frames():
+    x = torch.arange(3 * 2 * 2 * 6 * 7, dtype=torch.float32).reshape(3, 2, 2, 6, 7)  # [B, T, 2, H, W]
+    out = T.build({"roll": 5}, generator=_gen(4))(x)
+    g = _gen(4)
+    dy = torch.randint(0, 11, (3,), generator=g) - 5
+    dx = torch.randint(0, 11, (3,), generator=g) - 5
+    for b in range(3):
+        assert torch.equal(out[b], torch.roll(x[b], (int(dy[b]), int(dx[b])), (-2, -1)))
+    roll = T.RandomRoll(5, generator=_gen(0))
+    delta = torch.zeros(64, 1, 16, 16)
+    delta[:, :, 8, 8] = 1
+    seen: set[int] = set()
+    for _ in range(4):
+        pos = roll(delta).flatten(1).argmax(1)
+        seen |= set((pos // 16 - 8).tolist()) | set((pos % 16 - 8).tolist())
+    assert seen == set(range(-5, 6))  # every shift in [-5, 5], both ends included
+    assert torch.equal(T.RandomRoll(0, generator=_gen())(x), x)
+
+
+def test_autoaugment_cifar10_keeps_shape_dtype_range_and_replays_under_a_seed():
+    pytest.importorskip("kornia")
+    x = torch.rand(24, 3, 16, 16)
+    state = torch.get_rng_state()
+    a = T.AutoAugment("cifar10", generator=_gen(1))(x)
+    assert torch.equal(torch.get_rng_state(), state)  # the global stream is left untouched
+    assert a.shape == x.shape and a.dtype == x.dtype and 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    assert torch.equal(T.AutoAugment("cifar10", generator=_gen(1))(x), a)
+    assert not torch.equal(T.AutoAugment("cifar10", generator=_gen(2))(x), a)
+    changed = (a - x).abs().flatten(1).amax(1) > 1e-6
+    assert 0 < int(changed.sum()) <= 24  # some sub-policies fire on some samples
+    # normalised input: augmented in [0, 1] then normalised again with the same statistics
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    b = T.build({"autoaugment": "cifar10"}, generator=_gen(1), mean=mean, std=std)((x - m) / s)
+    assert torch.allclose(b * s + m, a, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        T.AutoAugment("cifar10", generator=_gen())(x * 4 - 2)
+    with pytest.raises(ValueError, match="RGB"):
+        T.AutoAugment("cifar10")(torch.rand(2, 1, 8, 8))
+
+
+def test_autoaugment_draws_one_sub_policy_per_sample():
+    pytest.importorskip("kornia")
+    aa = T.AutoAugment("cifar10", generator=_gen(3))
+    calls: list[int] = []
+
+    def recording(k, sub):
+        def run(t):
+            calls.append(k)
+            return sub(t)
+        return run
+
+    aa.subpolicies = [recording(k, sub) for k, sub in enumerate(aa.subpolicies)]
+    aa(torch.rand(64, 3, 8, 8))
+    assert len(set(calls)) == len(calls) > 10  # each sub-policy runs once, on its own samples

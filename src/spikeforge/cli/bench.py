@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import argparse
 
+from ._args import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmark the LIF neuron (fused vs reference; --peers adds other libraries)")
     p.add_argument("--case", choices=("conv", "linear"), default="conv",
                    help="conv: neuron alone on [T, B, C, H, W]; linear: Linear(n, n) + LIF on [T, B, n]")
-    p.add_argument("--shape", type=int, nargs="+", default=None, metavar="D",
+    p.add_argument("--shape", type=positive_int, nargs="+", default=None, metavar="D",
                    help="shape without T: B C H W for conv (default 8 16 16 16), B n for linear (default 4 512)")
-    p.add_argument("--steps", "-T", type=int, default=8, help="time steps T (default 8)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported (default 5)")
+    p.add_argument("--steps", "-T", type=positive_int, default=8, help="time steps T (default 8)")
+    p.add_argument("--repeats", type=positive_int, default=5, help="timed repeats; the median is reported (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed repeats first (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--peers", action="store_true",
                    help="also run the eager loop and every installed peer (SpikingJelly, snnTorch, Norse)")
     p.add_argument("--no-memory", action="store_true",

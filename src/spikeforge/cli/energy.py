@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from ..analysis.energy import E_AC_PJ, E_MAC_PJ
+from ._args import nonnegative_float, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,12 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="test", choices=["train", "test"], help="data split (default: test)")
     p.add_argument("--input-shape", help="per-sample shape C,H,W of a synthetic uniform [0, 1) input, when no data "
                                          "is given (counts MACs; spike counts of random input are not meaningful)")
-    p.add_argument("--batches", type=int, default=4, help="number of batches to run (default 4)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("-T", "--T", dest="T", type=int, help="time steps for static/point input (default: the run's T, "
-                                                         "else 4)")
-    p.add_argument("--e-mac", type=float, default=E_MAC_PJ, help=f"energy per MAC in pJ (default {E_MAC_PJ})")
-    p.add_argument("--e-ac", type=float, default=E_AC_PJ, help=f"energy per accumulate in pJ (default {E_AC_PJ})")
+    p.add_argument("--batches", type=positive_int, default=4, help="number of batches to run (default 4)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="batch size (default 64)")
+    p.add_argument("-T", "--T", dest="T", type=positive_int,
+                   help="time steps for static/point input (default: the run's T, else 4)")
+    p.add_argument("--e-mac", type=nonnegative_float, default=E_MAC_PJ,
+                   help=f"energy per MAC in pJ (default {E_MAC_PJ})")
+    p.add_argument("--e-ac", type=nonnegative_float, default=E_AC_PJ,
+                   help=f"energy per accumulate in pJ (default {E_AC_PJ})")
     p.add_argument("--sop-mode", choices=["nonzero", "events"], default="nonzero",
                    help="SOPs per non-zero input element (default) or per spike event it carries (pooled counts)")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic input and the membrane sampling")

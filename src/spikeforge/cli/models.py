@@ -12,11 +12,13 @@ import json
 
 import torch
 
+from ._args import positive_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with parameter counts and MACs/FLOPs")
     p.add_argument("names", nargs="*", help="only these models")
-    p.add_argument("--num-classes", type=int, default=None, help="override each model's default class count")
+    p.add_argument("--num-classes", type=positive_int, default=None, help="override each model's default class count")
     p.add_argument("--no-macs", action="store_true", help="skip the forward pass that counts MACs")
     p.add_argument("--json", action="store_true", help="print one JSON object per model")
     p.set_defaults(func=run)

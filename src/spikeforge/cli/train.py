@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ._args import writable_dir
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a recipe (YAML file or bundled name) into a run directory",
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.recipe:
                 raise ValueError("give a recipe (file or bundled name, see `spikeforge recipes`) or --resume DIR")
             out = args.out or str(Path("runs") / Path(args.recipe).stem)
+            writable_dir(out, "--out" if args.out else "the default run directory")
             if (Path(out) / "checkpoints" / "last").exists():
                 raise ValueError(f"{out} already holds a run; use --resume {out} to continue it or pick another --out")
             train(args.recipe, out, args.overrides, verbose=not args.quiet)

@@ -6,8 +6,12 @@ Layouts (as distributed by the dataset authors):
 
 * **N-MNIST** (34x34): ``Train/<digit>/<id>.bin`` and ``Test/<digit>/<id>.bin``.
 * **CIFAR10-DVS** (128x128): ``<class>/cifar10_<class>_<i>.aedat`` for the ten CIFAR-10 classes
-  (1000 AEDAT 2.0 files each). No official split: per class, files sorted by their number,
-  the first 90 % train, the last 10 % test.
+  (1000 AEDAT 2.0 files each). No official split; we use SpikingJelly's
+  ``split_to_train_test_set(0.9, ..., random_split=False)`` (the loader of the NeuroCLIP code,
+  arXiv:2306.12073): per class, files in name order (as ``torchvision``'s ``DatasetFolder``
+  lists them: ``..._0, _1, _10, _100, ...``), the first ``ceil(0.9 n)`` train, the rest test.
+  ``resize=(48, 48)`` resamples the frames by nearest neighbour at pixel centres (the 48x48 input of
+  the MPBN / Ternary Spike CIFAR10-DVS experiments).
 * **DVS128 Gesture** (128x128): ``userXX_<lighting>.aedat`` (AEDAT 3.1) with
   ``userXX_<lighting>_labels.csv`` (header ``class,startTime_usec,endTime_usec``, classes
   1..11), and ``trials_to_train.txt`` / ``trials_to_test.txt`` listing the ``.aedat`` files.
@@ -16,12 +20,15 @@ Layouts (as distributed by the dataset authors):
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from .base import cache_home, file_fingerprint, npz_cache
 from .errors import CorruptFileError, DatasetNotFoundError
@@ -30,7 +37,7 @@ from .events import SplitBy, cached_frames, denoise, events_to_frames
 
 __all__ = [
     "NMNIST_SIZE", "CIFAR10DVS_SIZE", "GESTURE_SIZE", "CIFAR10DVS_CLASSES", "GESTURE_CLASSES",
-    "nmnist_index", "cifar10dvs_index", "gesture_index", "load_frames", "load_gesture_frames",
+    "nmnist_index", "cifar10dvs_index", "gesture_index", "load_frames", "load_gesture_frames", "resize_frames",
 ]
 
 NMNIST_SIZE = (34, 34)
@@ -72,12 +79,12 @@ def cifar10dvs_present(folder: Path) -> bool:
 
 
 def cifar10dvs_index(folder: Path, split: str, train_fraction: float = 0.9) -> tuple[list[Path], np.ndarray]:
-    """Deterministic per-class split: first ``round(train_fraction * n)`` files (natural order)
-    of each class folder are train, the rest test."""
+    """Deterministic per-class split (SpikingJelly's ``split_to_train_test_set``, ``random_split=False``):
+    files of each class folder sorted by name, the first ``ceil(train_fraction * n)`` train, the rest test."""
     files, labels = [], []
     for i, c in enumerate(CIFAR10DVS_CLASSES):
-        fs = sorted((folder / c).glob("*.aedat"), key=_natural_key)
-        n_tr = int(round(train_fraction * len(fs)))
+        fs = sorted((folder / c).glob("*.aedat"), key=lambda p: p.name)
+        n_tr = math.ceil(len(fs) * train_fraction)
         sel = fs[:n_tr] if split == "train" else fs[n_tr:]
         files += sel
         labels += [i] * len(sel)
@@ -131,17 +138,32 @@ def _denoise_pre(window: int | None, size: tuple[int, int]):
     return None if not window else partial(denoise, time_window=int(window), size=size)
 
 
+def resize_frames(frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resampling of ``[..., H, W]`` to ``size`` at pixel centres:
+    ``out[i, j] = x[floor((i + 0.5) H / h), floor((j + 0.5) W / w)]`` (counts are not interpolated)."""
+    if tuple(frames.shape[-2:]) == tuple(size):
+        return frames
+    t = torch.from_numpy(np.ascontiguousarray(frames, np.float32))
+    lead = t.shape[:-2]
+    out = F.interpolate(t.reshape(1, -1, *t.shape[-2:]), size=tuple(size), mode="nearest-exact")
+    return out.reshape(*lead, *size).numpy()
+
+
 def load_frames(
     files: list[Path], T: int, size: tuple[int, int], split_by: SplitBy,
     cache_dir: str | os.PathLike[str] | None, denoise_us: int | None = None,
+    resize: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Frames of one recording per file: ``[len(files), T, 2, H, W]``."""
-    out = np.zeros((len(files), T, 2, *size), np.float32)
+    """Frames of one recording per file: ``[len(files), T, 2, H, W]`` (``resize`` -> ``[.., *resize]``,
+    resized file by file so the full-size frames of the whole split are never held at once)."""
+    out_size = (int(resize[0]), int(resize[1])) if resize is not None else size
+    out = np.zeros((len(files), T, 2, *out_size), np.float32)
     cache_dir = resolve_cache(cache_dir)
     pre = _denoise_pre(denoise_us, size)
     for i, f in enumerate(files):
-        out[i] = cached_frames(f, T, size, split_by, cache_dir=cache_dir, preprocess=pre,
-                               preprocess_key={"denoise_us": denoise_us} if pre else None)
+        fr = cached_frames(f, T, size, split_by, cache_dir=cache_dir, preprocess=pre,
+                           preprocess_key={"denoise_us": denoise_us} if pre else None)
+        out[i] = fr if resize is None else resize_frames(fr, out_size)
     return out
 
 

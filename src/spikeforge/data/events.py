@@ -150,21 +150,27 @@ def events_to_frames(
                                split_by)[0]
 
 
-def render_grey(frame: np.ndarray | torch.Tensor, count_threshold: float = 0):
-    """NeuroCLIP-style grey image of a ``[..., 2, H, W]`` count frame.
+def render_grey(frame: np.ndarray | torch.Tensor, count_threshold: float = 0) -> np.ndarray | torch.Tensor:
+    """NeuroCLIP grey image of a ``[..., 2, H, W]`` count frame (arXiv:2306.12073, event-to-frame module;
+    docs/methods/neuroclip.md), as the official code renders it.
 
-    Background is 127; pixels whose ON count (channel 1) exceeds ``count_threshold`` become 255,
-    then pixels whose OFF count (channel 0) exceeds it become 0 (OFF wins ties). Returns uint8
-    ``[..., H, W]`` of the input's type (numpy array or torch tensor).
+    Background 127; pixels whose **channel 0** count (p = 0) exceeds ``count_threshold`` become 255, then
+    pixels whose **channel 1** count (p = 1) exceeds it become 0. Channel 1 is written last, so it wins
+    where both polarities fired. ``count_threshold=1`` is the noise filter suggested for CIFAR10-DVS.
+    Returns uint8 ``[..., H, W]``: a numpy array for numpy input, a tensor on the input's device for a tensor.
     """
-    is_t = isinstance(frame, torch.Tensor)
-    f = frame.detach().cpu().numpy() if isinstance(frame, torch.Tensor) else np.asarray(frame)
-    if f.ndim < 3 or f.shape[-3] != 2:
-        raise ValueError(f"expected [..., 2, H, W], got shape {f.shape}")
+    shape = tuple(frame.shape)
+    if len(shape) < 3 or shape[-3] != 2:
+        raise ValueError(f"render_grey: frame must be [..., 2, H, W] (2 polarity channels), got shape {shape}")
+    if isinstance(frame, torch.Tensor):
+        c0, c1 = frame[..., 0, :, :] > count_threshold, frame[..., 1, :, :] > count_threshold
+        grey = torch.full(c0.shape, 127, dtype=torch.uint8, device=frame.device)
+        return grey.masked_fill(c0, 255).masked_fill(c1, 0)
+    f = np.asarray(frame)
     out = np.full(f.shape[:-3] + f.shape[-2:], 127, np.uint8)
-    out[f[..., 1, :, :] > count_threshold] = 255
-    out[f[..., 0, :, :] > count_threshold] = 0
-    return torch.from_numpy(out) if is_t else out
+    out[f[..., 0, :, :] > count_threshold] = 255
+    out[f[..., 1, :, :] > count_threshold] = 0
+    return out
 
 
 def denoise(events: np.ndarray, time_window: int = 10_000, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import event_datasets as evd
-from . import static
+from . import imagefolder, static
 from .base import DatasetSplit, Kind, candidate_dirs, file_fingerprint, find_dir, npz_cache
 from .errors import DatasetNotFoundError
 from .points import images_to_points, load_modelnet, modelnet_layout
@@ -54,6 +54,8 @@ class DatasetSpec:
     simulated: bool = False
     needs_root: bool = False
     requires: tuple[str, ...] = ()  # other datasets whose files this one reads
+    #: ``stream(split, folder, limit, opts)`` -> a split read from disk per sample (instead of ``load``)
+    stream: Callable[[str, Path, int | None, dict], Any] | None = None
 
     @property
     def embedded(self) -> bool:
@@ -105,8 +107,9 @@ def _check_opts(spec: DatasetSpec, opts: dict) -> dict:
 
 
 def get(name: str, split: str = "train", *, root: PathLike | None = None, limit: int | None = None,
-        **opts: Any) -> DatasetSplit:
-    """Load one split of a registered dataset into memory.
+        **opts: Any) -> Any:
+    """Load one split of a registered dataset into memory (a :class:`DatasetSplit`), or, for streamed
+    datasets (``imagenet``), index it and return a :class:`~spikeforge.data.imagefolder.StreamingSplit`.
 
     Args:
         name: a name from :func:`list_datasets`.
@@ -127,6 +130,8 @@ def get(name: str, split: str = "train", *, root: PathLike | None = None, limit:
         raise ValueError("limit must be >= 0")
     o = _check_opts(spec, opts)
     folder = _locate(spec, root)
+    if spec.stream is not None:
+        return spec.stream(split, _folder_of(folder, name), limit, o)
     x, y, classes, source, meta = spec.load(split, folder, limit, o)
     x, y = np.asarray(x)[:limit], np.asarray(y)[:limit]
     return DatasetSplit(
@@ -329,7 +334,6 @@ def _imagefolder_labels(split, folder, o):
 
 
 
-
 register(DatasetSpec(
     name="imagefolder", kind="static", num_classes=0, sample_shape="[C, H, W]",
     description="any <root>/<class>/*.png|jpg tree (or <root>/{train,test}/<class>/...) via Pillow; "
@@ -337,6 +341,47 @@ register(DatasetSpec(
     load=_imagefolder_load, labels=_imagefolder_labels, needs_root=True,
     expected="<root>/<class>/<image> or <root>/{train,test}/<class>/<image>",
     options={"normalize": True, "size": None, "mode": "RGB", "test_fraction": 0.2},
+))
+
+
+
+def _imagenet_stream(split: str, folder: Path, limit: int | None, o: dict) -> imagefolder.StreamingSplit:
+    files, y, classes = imagefolder.index_imagenet(folder, split)
+    files, y = files[:limit], y[:limit]
+    mean, std = (o["mean"], o["std"]) if o["normalize"] else ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    geometry: dict[str, Any] = {"crop": int(o["crop"]), "resize": int(o["resize"]), "scale": tuple(o["scale"]),
+                                "ratio": tuple(o["ratio"]), "mean": tuple(mean), "std": tuple(std)}
+    ds = imagefolder.ImageFolderStream(files, y, train=split == "train", **geometry)
+    view = ds if split == "test" else imagefolder.ImageFolderStream(files, y, train=False, **geometry)
+    meta = {"mean": list(mean), "std": list(std), "normalized": bool(o["normalize"]), "options": o,
+            "simulated": False, "streaming": True}
+    return imagefolder.StreamingSplit(
+        dataset=ds, x=imagefolder.LazyImages(view), y=torch.from_numpy(y), num_classes=len(classes),
+        classes=list(classes), name="imagenet", source=str(folder / ("train" if split == "train" else "val")),
+        meta=meta)
+
+
+def _streamed_only(split: str, folder: Path | None, limit: int | None, o: dict) -> tuple:
+    raise NotImplementedError("imagenet is streamed from disk (DatasetSpec.stream), never loaded into memory")
+
+
+def _imagenet_labels(split: str, folder: Path | None, o: dict) -> Labels:
+    _, y, classes = imagefolder.index_imagenet(_folder_of(folder, "imagenet"), split)
+    return y, classes
+
+
+register(DatasetSpec(
+    name="imagenet", kind="static", num_classes=1000, sample_shape="[3, crop, crop]",
+    description="ImageNet-style folder train/<class>/ + val/<class>/, streamed from disk with Pillow: "
+                "RandomResizedCrop (train), Resize + CenterCrop (test), ImageNet mean/std",
+    load=_streamed_only,
+    labels=_imagenet_labels, stream=_imagenet_stream,
+    dirnames=("imagenet", "ImageNet", "ILSVRC2012", "imagenet-1k"), accept=imagefolder.imagenet_present,
+    expected="<root>/train/<class>/<image> and <root>/val/<class>/<image> (or a flat val/ with "
+             "LOC_val_solution.csv)",
+    sizes={"train": 1281167, "test": 50000},
+    options={"crop": 224, "resize": 256, "scale": [0.08, 1.0], "ratio": [0.75, 4 / 3], "normalize": True,
+             "mean": list(imagefolder.IMAGENET_MEAN), "std": list(imagefolder.IMAGENET_STD)},
 ))
 
 
@@ -376,18 +421,29 @@ register(DatasetSpec(
 def _c10dvs_load(split, folder, limit, o):
     files, y = evd.cifar10dvs_index(folder, split)
     files, y = files[:limit], y[:limit]
-    x = evd.load_frames(files, o["T"], evd.CIFAR10DVS_SIZE, o["split_by"], o["cache_dir"], o["denoise_us"])
-    return x, y, evd.CIFAR10DVS_CLASSES, str(folder), _ev_meta(o)
+    size = None if o["size"] is None else _size_pair(o["size"], "cifar10-dvs")
+    x = evd.load_frames(files, o["T"], evd.CIFAR10DVS_SIZE, o["split_by"], o["cache_dir"], o["denoise_us"],
+                        resize=size)
+    return x, y, evd.CIFAR10DVS_CLASSES, str(folder), {**_ev_meta(o), "size": list(size or evd.CIFAR10DVS_SIZE)}
+
+
+def _size_pair(value: Any, name: str) -> tuple[int, int]:
+    pair = [value, value] if isinstance(value, int) else list(value) if isinstance(value, (list, tuple)) else []
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(f"{name}: option size must be null, an integer or [H, W] of positive integers, "
+                         f"got {value!r}")
+    return int(pair[0]), int(pair[1])
 
 
 register(DatasetSpec(
-    name="cifar10-dvs", kind="events", num_classes=10, sample_shape="[T, 2, 128, 128]",
-    description="CIFAR10-DVS (Li et al. 2017), AEDAT 2.0; deterministic 90/10 per-class split",
+    name="cifar10-dvs", kind="events", num_classes=10, sample_shape="[T, 2, 128, 128] (size=[48, 48]: 48x48)",
+    description="CIFAR10-DVS (Li et al. 2017), AEDAT 2.0; SpikingJelly's 90/10 per-class split (name order); "
+                "size=[H, W] resizes frames by nearest neighbour",
     load=_c10dvs_load, labels=lambda s, f, o: (evd.cifar10dvs_index(_folder_of(f, "cifar10-dvs"), s)[1],
                             evd.CIFAR10DVS_CLASSES),
     dirnames=("CIFAR10-DVS", "cifar10-dvs", "CIFAR10DVS", "cifar10_dvs"), accept=evd.cifar10dvs_present,
     expected="<class>/cifar10_<class>_<i>.aedat for airplane..truck",
-    sizes={"train": 9000, "test": 1000}, options=dict(_EVENT_OPTS),
+    sizes={"train": 9000, "test": 1000}, options={**_EVENT_OPTS, "size": None},
 ))
 
 

@@ -4,6 +4,7 @@ from .mpr import mpr, mpr_grad, mpr_inverse
 from .neuron import (
     NeuronSpec,
     NeuronState,
+    NonFiniteError,
     check_sequence,
     fused_multistep,
     multistep,
@@ -14,7 +15,8 @@ from .neuron import (
 from .surrogate import Surrogate, list_surrogates, register_surrogate, surrogate
 
 __all__ = [
-    "NeuronSpec", "NeuronState", "Surrogate", "check_sequence", "fused_multistep", "list_surrogates", "mpr",
+    "NeuronSpec", "NeuronState", "NonFiniteError", "Surrogate", "check_sequence", "fused_multistep",
+    "list_surrogates", "mpr",
     "mpr_grad", "mpr_inverse", "multistep", "reference_multistep", "register_surrogate", "single_step",
     "surrogate", "uniform_membrane",
 ]

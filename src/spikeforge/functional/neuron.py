@@ -90,6 +90,10 @@ class NeuronState(NamedTuple):
     v: Tensor
 
 
+class NonFiniteError(ValueError):
+    """NaN or Inf values where finite numbers are required (an input sequence, a parameter, a gradient)."""
+
+
 def check_sequence(x: Tensor, name: str = "input") -> None:
     """Raise a clear error for inputs that are not a float ``[T, B, ...]`` sequence."""
     if not isinstance(x, Tensor):
@@ -103,7 +107,7 @@ def check_sequence(x: Tensor, name: str = "input") -> None:
     # a sum is one cheap read-only reduction and turns any NaN/Inf into a non-finite value; the exact test runs
     # only to confirm (a finite sum cannot hide one, an overflowing sum of huge finite values is re-checked)
     if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{name} contains NaN or Inf values (shape {tuple(x.shape)})")
+        raise NonFiniteError(f"{name} contains NaN or Inf values (shape {tuple(x.shape)})")
 
 
 def uniform_membrane(like: Tensor, high: float, generator: torch.Generator | None = None) -> Tensor:

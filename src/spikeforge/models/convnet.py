@@ -2,28 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 from torch import nn
 
 from ..layers import AvgPool2d, BatchNorm1d, Flatten, Linear, conv_bn, make_neuron, out_hw
 from ..neurons import Neuron, neuron_config
-from .registry import register_model
+from ._common import as_hw
+from .registry import SpikingModel, register_model
 
 __all__ = ["SpikingConvNet", "SpikingMLP", "convnet", "mlp"]
 
 
-class SpikingConvNet(nn.Sequential):
+class SpikingConvNet(nn.Sequential, SpikingModel):
     """``[conv-BN-neuron (-avgpool)] × stages -> flatten -> linear`` on ``[T, B, C, H, W]``."""
 
     input_kind = "static"
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] = (8, 8),
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int | Sequence[int] = (8, 8),
                  widths: tuple[int, ...] = (32, 64), pool: tuple[bool, ...] | None = None, neuron: Any = None,
                  norm: str = "bn", max_steps: int = 64):
         layers: list[nn.Module] = []
         cfg = neuron_config(neuron)
-        hw: tuple[int, int] = (int(input_size[0]), int(input_size[1]))
+        hw: tuple[int, int] = as_hw(input_size)
         pool = pool if pool is not None else tuple(True for _ in widths)
         if len(pool) != len(widths):
             raise ValueError(f"pool flags {pool} must match widths {widths}")
@@ -37,12 +39,14 @@ class SpikingConvNet(nn.Sequential):
         layers += [Flatten(), Linear(cin * hw[0] * hw[1], num_classes)]
         super().__init__(*layers)
         self.num_classes = num_classes
+        self.in_channels = in_channels
 
 
-class SpikingMLP(nn.Sequential):
+class SpikingMLP(nn.Sequential, SpikingModel):
     """``flatten -> [linear-BN-neuron] × hidden -> linear`` on ``[T, B, ...]``."""
 
     input_kind = "static"
+    input_ndim = None  # any [T, B, ...] that flattens to in_features
 
     def __init__(self, num_classes: int = 10, in_features: int = 64, hidden: tuple[int, ...] = (128,),
                  neuron: Any = None):
@@ -58,12 +62,11 @@ class SpikingMLP(nn.Sequential):
 
 
 @register_model
-def convnet(num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] = (8, 8),
+def convnet(num_classes: int = 10, in_channels: int = 1, input_size: int | Sequence[int] = (8, 8),
             widths: tuple[int, ...] = (32, 64), neuron: Any = None, norm: str = "bn",
             max_steps: int = 64) -> SpikingConvNet:
-    """A compact spiking CNN (the embedded default uses it on 8×8 digits)."""
-    hw = cast(tuple[int, int], tuple(input_size))  # SpikingConvNet reads (H, W) = input_size[:2]
-    return SpikingConvNet(num_classes, in_channels, hw, tuple(widths), None, neuron, norm, max_steps)
+    """A compact spiking CNN (the embedded default uses it on 8×8 digits); ``input_size`` is ``H`` or ``(H, W)``."""
+    return SpikingConvNet(num_classes, in_channels, input_size, tuple(widths), None, neuron, norm, max_steps)
 
 
 @register_model

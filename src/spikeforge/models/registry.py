@@ -11,9 +11,11 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from ..neurons import NeuronConfig, neuron_config
+from ._input import check_model_input
 
 __all__ = ["register_model", "create_model", "list_models", "model_entry", "SpikingModel"]
 
@@ -23,10 +25,19 @@ _NEURON_KEYS = {f.name for f in dataclasses.fields(NeuronConfig)}
 
 
 class SpikingModel(nn.Module):
-    """Marker base: ``input_kind`` is ``static`` (direct-encoded images), ``events`` or ``points``."""
+    """Base of the zoo: ``input_kind`` is ``static`` (direct-encoded images), ``events`` or ``points``.
+
+    Every call first runs :func:`~spikeforge.models._input.check_model_input` (no hook: the model's hook lists
+    stay the user's), so a batch of the wrong dtype, layout or with NaN/Inf is rejected before any layer changes
+    state."""
 
     input_kind: str = "static"
     num_classes: int
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not torch.compiler.is_compiling():
+            check_model_input(self, args)
+        return super().__call__(*args, **kwargs)
 
 
 def register_model(fn: F | None = None, *, name: str | None = None) -> Any:

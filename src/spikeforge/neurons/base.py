@@ -20,7 +20,7 @@ from .amplitude import Amplitude
 from .config import NeuronConfig, neuron_config
 from .mpbn import MembraneBN
 
-__all__ = ["Neuron", "observe", "spiking_neurons", "set_input_validation"]
+__all__ = ["Neuron", "input_validation_enabled", "observe", "spiking_neurons", "set_input_validation"]
 
 Observer = Callable[["Neuron", Tensor, Tensor], None]
 _VALIDATE = True
@@ -30,6 +30,11 @@ def set_input_validation(enabled: bool) -> None:
     """Turn the per-call input checks (rank, dtype, T >= 1, NaN/Inf) on or off globally (on by default)."""
     global _VALIDATE
     _VALIDATE = bool(enabled)
+
+
+def input_validation_enabled() -> bool:
+    """Whether neurons and models check their inputs (see :func:`set_input_validation`)."""
+    return _VALIDATE
 
 
 class Neuron(nn.Module):

@@ -26,7 +26,11 @@ def train(recipe: str | Path | dict[str, Any], out: str | Path, overrides: list[
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), verbose: bool = True) -> dict[str, Any]:
     """Continue a run from ``run_dir/checkpoints/last`` (``--set epochs=N`` may extend it)."""
-    from .checkpoint import read_config
+    from .checkpoint import finished_epochs, read_config
 
     cfg = resolve(apply_overrides(read_config(run_dir), overrides))
+    done = finished_epochs(run_dir)
+    if done >= cfg["epochs"]:
+        raise RecipeError(f"the run in {run_dir} already finished {done} of {cfg['epochs']} epochs; nothing to resume "
+                          f"— to train further, extend it with --set epochs=N (N > {done})")
     return Trainer(cfg, run_dir, resume=True, verbose=verbose).fit()

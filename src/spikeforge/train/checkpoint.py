@@ -8,6 +8,7 @@ Layout of a run directory written by :class:`spikeforge.train.Trainer`::
     RUN/checkpoints/last/            resumable state after the last finished epoch
     RUN/checkpoints/best/            weights of the epoch with the best test accuracy
     RUN/metrics.csv, metrics.json, events.out.tfevents.* (TensorBoard)
+    RUN/manifest.json                SHA-256 and size of config.yaml, model.safetensors, folded.safetensors
 
 A checkpoint folder holds ``model.safetensors``, ``state.safetensors`` (optimizer moments, RNG states),
 ``state.json`` (epoch, step, optimizer hyper-parameters, python/numpy RNG scalars, ...) and ``manifest.json``
@@ -33,6 +34,7 @@ from torch import Tensor, nn
 __all__ = [
     "CheckpointError", "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
     "write_checkpoint", "read_checkpoint", "load_run", "resolve_weights", "read_config", "CONFIG_NAME",
+    "update_run_manifest", "verify_run_file", "finished_epochs",
 ]
 
 CONFIG_NAME = "config.yaml"
@@ -125,6 +127,71 @@ def write_checkpoint(folder: str | os.PathLike[str], model_state: Mapping[str, T
     return folder
 
 
+def _file_entry(path: Path) -> dict[str, Any]:
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def _check_entry(path: Path, entry: Any, where: str, damaged: str = "corrupted or truncated") -> None:
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where} is malformed (entry for {path.name})")
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing (listed in {where})")
+    size = path.stat().st_size
+    if size != entry.get("bytes"):
+        raise CheckpointError(f"checkpoint file {path} is {damaged}: {size} bytes, expected {entry.get('bytes')} "
+                              f"({where})")
+    if _sha256(path) != entry.get("sha256"):
+        raise CheckpointError(f"checkpoint file {path} is corrupted: SHA-256 does not match {where} (corrupted or "
+                              "edited since it was written)")
+
+
+def update_run_manifest(run_dir: str | os.PathLike[str], names: list[str]) -> Path:
+    """Record (or refresh) the SHA-256 and size of ``RUN/<name>`` for each name in ``RUN/manifest.json``."""
+    run = Path(run_dir)
+    path = run / MANIFEST
+    files: dict[str, Any] = {}
+    if path.is_file():
+        old = load_json(path)
+        if isinstance(old, dict) and isinstance(old.get("files"), dict):
+            files = dict(old["files"])
+    for name in names:
+        files[name] = _file_entry(run / name)
+    return save_json(path, {"format": "spikeforge-run-1", "files": files})
+
+
+def verify_run_file(run_dir: str | os.PathLike[str], name: str, required: bool | None = None) -> None:
+    """Check ``RUN/<name>`` against ``RUN/manifest.json``. With ``required`` (default: the run was written by the
+    trainer, i.e. has ``checkpoints/``) a missing manifest or entry is an error too; a hand-assembled run folder
+    (config + weights only) is read as it is."""
+    run = Path(run_dir)
+    path = run / MANIFEST
+    if required is None:
+        required = (run / "checkpoints").is_dir()
+    if not path.is_file():
+        if required:
+            raise CheckpointError(f"run {run} has no {MANIFEST}: its final files were not completely written "
+                                  "(interrupted run?) or come from elsewhere; use --which last/best")
+        return
+    manifest = load_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise CheckpointError(f"{path} is malformed")
+    if name not in files:
+        if required:
+            raise CheckpointError(f"{run / name} is not listed in {path}; it was not written by this run")
+        return
+    _check_entry(run / name, files[name], str(path))
+
+
+def finished_epochs(run_dir: str | os.PathLike[str]) -> int:
+    """Epochs completed by the last checkpoint of a run (0 when it has none)."""
+    state = Path(run_dir) / "checkpoints" / "last" / "state.json"
+    if not state.is_file():
+        return 0
+    st = load_json(state)
+    return int(st.get("epoch", 0)) if isinstance(st, dict) else 0
+
+
 def _verify(folder: Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise CheckpointError(f"checkpoint folder {folder} does not exist")
@@ -139,12 +206,7 @@ def _verify(folder: Path) -> dict[str, Any]:
         p = folder / name
         if not p.is_file():
             raise CheckpointError(f"checkpoint {folder} is missing {name}")
-        size = p.stat().st_size
-        if size != entry.get("bytes"):
-            raise CheckpointError(f"checkpoint file {p} is truncated or corrupted: {size} bytes, "
-                                  f"expected {entry.get('bytes')}")
-        if _sha256(p) != entry.get("sha256"):
-            raise CheckpointError(f"checkpoint file {p} is corrupted: SHA-256 does not match the manifest")
+        _check_entry(p, entry, f"the manifest of checkpoint {folder}", damaged="truncated or corrupted")
     return files
 
 
@@ -166,6 +228,7 @@ def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         raise CheckpointError(f"{run_dir} is not a spikeforge run directory: {CONFIG_NAME} is missing")
+    verify_run_file(run_dir, CONFIG_NAME, required=False)
     try:
         cfg = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -180,9 +243,12 @@ def _run_and_weights(path: Path, which: str | None) -> tuple[Path, Path]:
     if not path.exists():
         raise CheckpointError(f"{path} does not exist (expected a run directory, checkpoint folder or weights file)")
     if path.is_file():  # RUN/model.safetensors or RUN/checkpoints/<name>/model.safetensors
-        run = path.parent if (path.parent / CONFIG_NAME).exists() else path.parent.parent.parent
-        return run, path
-    if (path / MANIFEST).exists() or (path / "model.safetensors").exists() and not (path / CONFIG_NAME).exists():
+        if (path.parent / CONFIG_NAME).exists():
+            verify_run_file(path.parent, path.name)
+            return path.parent, path
+        _verify(path.parent)
+        return path.parent.parent.parent, path
+    if ((path / MANIFEST).exists() or (path / "model.safetensors").exists()) and not (path / CONFIG_NAME).exists():
         _verify(path)
         return path.parent.parent, path / "model.safetensors"
     read_config(path)  # a clear error for a folder that is not a run directory
@@ -206,6 +272,8 @@ def resolve_weights(run_dir: str | os.PathLike[str], which: str | None = None) -
         if p.is_file():
             if key != "final":
                 _verify(p.parent)
+            else:
+                verify_run_file(run, p.name)
             return p
     raise CheckpointError(f"run {run} has no {' or '.join(order)} weights (looked for "
                           f"{', '.join(str(choices[k]) for k in order)})")

@@ -41,8 +41,9 @@ DEFAULTS: dict[str, Any] = {
         "name": "digits",   # registered dataset (spikeforge data list)
         "root": None,       # folder holding the files (None: $SPIKEFORGE_DATA and system locations)
         "limit": None,      # first N training and first N test samples
-        "augment": {},      # spikeforge.data.transforms.build spec (random_crop, hflip, cutout)
+        "augment": {},      # spikeforge.data.transforms.build spec (random_crop, hflip, autoaugment, cutout, roll)
         "options": {},      # extra keyword arguments of spikeforge.data.get (T, n_points, ...)
+        "workers": 4,       # DataLoader worker processes of streamed datasets (imagenet); in-memory data ignore it
     },
     "T": 4,                 # time steps for static/points input (event data use their frame count)
     "eval_T": None,         # time steps at test time (None: T); Spiking PointNet trains at 1, tests at 4
@@ -269,8 +270,9 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe {p} is not valid YAML: {exc}") from None
-    if data is None:
-        data = {}
+    if data is None or data == {}:
+        raise RecipeError(f"recipe {p} is empty; a recipe needs at least its model and data sections (see "
+                          "`spikeforge recipes` for complete examples)")
     if not isinstance(data, dict):
         raise RecipeError(f"recipe {p} must be a mapping of sections")
     data = _fix_floats(data)
@@ -293,6 +295,8 @@ def resolve(recipe: Mapping[str, Any]) -> dict[str, Any]:
         (isinstance(cfg["seed"], int), "seed must be an integer"),
         (cfg["data"]["limit"] is None or (isinstance(cfg["data"]["limit"], int) and cfg["data"]["limit"] >= 1),
          "data.limit must be null or an integer >= 1"),
+        (isinstance(cfg["data"]["workers"], int) and cfg["data"]["workers"] >= 0,
+         "data.workers must be an integer >= 0"),
         (cfg["optim"]["name"] in ("sgd", "adam", "adamw"), "optim.name must be sgd, adam or adamw"),
         (isinstance(cfg["optim"]["lr"], (int, float)) and cfg["optim"]["lr"] > 0, "optim.lr must be > 0"),
         (cfg["schedule"]["name"] in ("cosine", "step", "onecycle", "constant"),

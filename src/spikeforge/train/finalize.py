@@ -90,6 +90,7 @@ def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
     cfg, out, model = tr.cfg, tr.out, tr.raw_model
     model.eval()
     ckpt.save_tensors(out / "model.safetensors", model.state_dict())
+    ckpt.update_run_manifest(out, [ckpt.CONFIG_NAME, "model.safetensors"])
     metrics: dict[str, Any] = {
         "recipe": cfg.get("description", ""), "model": cfg["model"]["name"], "dataset": cfg["data"]["name"],
         "test_acc": _num(test_acc), "test_loss": _num(test_loss), "best_test_acc": _num(tr.best_acc),
@@ -106,6 +107,7 @@ def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
             folded, dev = fold_and_verify(model, tr._test_inputs(n_verify, tr.eval_T))
             metrics["fold_max_dev"] = _num(dev)
             ckpt.save_tensors(out / "folded.safetensors", folded.state_dict())
+            ckpt.update_run_manifest(out, ["folded.safetensors"])
             metrics["fold_seconds"] = round(time.perf_counter() - t0, 3)
         except (ImportError, NotImplementedError, ValueError) as exc:  # FoldError is a ValueError
             metrics["fold_error"] = str(exc)

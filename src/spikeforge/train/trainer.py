@@ -1,6 +1,8 @@
 """The training loop: one resolved recipe -> a trained, evaluated, folded and measured model in a run directory.
 
-Per epoch: shuffle (generator seeded from ``(seed, epoch)``), augment, encode to ``[T, B, ...]``, forward through
+Per epoch: shuffle (generator seeded from ``(seed, epoch)``), batches from a batch source
+(:mod:`spikeforge.train.batches`: in-memory slices, or a worker ``DataLoader`` for streamed datasets), augment on the
+device, encode to ``[T, B, ...]``, forward through
 the objective (inside :func:`spikeforge.neurons.observe` when it needs membrane potentials), backward (AMP on CUDA
 only), gradient clipping, optimiser step, per-step learning rate from :func:`~spikeforge.train.builders.lr_at`;
 then evaluation on the test split, ``metrics.csv``/TensorBoard logging and the ``last``/``best`` checkpoints.
@@ -16,6 +18,7 @@ to an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import random
 import sys
@@ -30,8 +33,10 @@ import yaml
 from torch import Tensor, nn
 
 from ..encode import readout
+from ..functional import NonFiniteError
 from ..losses.classification import readout_loss
 from . import checkpoint as ckpt
+from .batches import eval_batches, make_batch_source
 from .bn_calibration import recalibrate_bn
 from .builders import (
     build_model,
@@ -44,6 +49,7 @@ from .builders import (
     lr_at,
 )
 from .distributed import DistInfo, all_reduce_sum, convert_sync_bn, init_distributed, shutdown
+from .guards import check_split, diagnose_nonfinite, gradient_norm
 from .sweep import check_votes
 
 __all__ = ["Trainer", "NonFiniteLossError", "resolve_device", "evaluate", "epoch_seed"]
@@ -77,13 +83,15 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, kind: str, batch_size: int,
-             device: torch.device, dist_info: DistInfo | None = None, votes: int = 1) -> tuple[float, float]:
+def evaluate(model: nn.Module, objective: Any, x: Any, y: Tensor, *, T: int, kind: str, batch_size: int,
+             device: torch.device, dist_info: DistInfo | None = None, workers: int = 0,
+             votes: int = 1) -> tuple[float, float]:
     """Test ``(loss, accuracy)``: accuracy of the objective's readout, loss = CE of that readout (NLL for the
     ``log_softmax_mean`` readout). ``votes = V``: the readout is the mean over V forward passes of each batch
     (Spiking PointNet's 3-vote test; each pass draws fresh random initial membranes, see
     :mod:`spikeforge.train.sweep`).
 
+    ``x`` is a tensor or the lazy view of a streamed split (then read by a ``DataLoader`` with ``workers``).
     Under torchrun each rank evaluates a contiguous shard and the sums are all-reduced.
     """
     info = dist_info or DistInfo()
@@ -94,9 +102,10 @@ def evaluate(model: nn.Module, objective: Any, x: Tensor, y: Tensor, *, T: int, 
     correct, loss_sum = 0.0, 0.0
     mode = getattr(objective, "readout", "mean")
     votes = check_votes(votes)
-    for i in range(lo, hi, batch_size):
-        xb = encode_input(x[i:min(i + batch_size, hi)].to(device), kind, T)
-        yb = y[i:min(i + batch_size, hi)].to(device)
+    for xb_raw, yb_raw in eval_batches(x, y, lo, hi, batch_size, workers=workers,
+                                       pin_memory=device.type == "cuda"):
+        xb = encode_input(xb_raw.to(device, non_blocking=True), kind, T)
+        yb = yb_raw.to(device, non_blocking=True)
         z = readout(objective.logits(objective.forward(model, xb)).float(), mode)
         for _ in range(votes - 1):
             z = z + readout(objective.logits(objective.forward(model, xb)).float(), mode)
@@ -156,6 +165,7 @@ class Trainer:
         self.resume = resume
         self.on_epoch_end = on_epoch_end
         self.verbose = verbose
+        self.batches: Any = None  # the batch source (spikeforge.train.batches), built in _setup
 
     # --- setup ------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -174,6 +184,9 @@ class Trainer:
         if len(self.train_set) == 0 or len(self.test_set) == 0:
             raise ValueError(f"dataset {cfg['data']['name']!r} gave {len(self.train_set)} training and "
                              f"{len(self.test_set)} test samples; both must be non-empty")
+        for split, part in ((self.train_set, "train"), (self.test_set, "test")):
+            if isinstance(getattr(split, "x", None), Tensor):  # in memory: checked once, before any step
+                check_split(split, f"dataset {cfg['data']['name']!r} ({part} split)")
         fill_model_from_data(cfg, self.train_set)
         torch.manual_seed(cfg["seed"])  # identical initial weights on every rank
         self.raw_model = build_model(cfg).to(self.device)
@@ -200,6 +213,9 @@ class Trainer:
         if self.global_batch == 0:
             raise ValueError(f"{n} training samples cannot be split over {world} processes")
         self.steps_per_epoch = n // self.global_batch  # the last incomplete batch is dropped
+        self.workers = int(cfg["data"].get("workers", 0) or 0)
+        self.batches = make_batch_source(self.train_set, self.global_batch, self.dist, workers=self.workers,
+                                         pin_memory=self.device.type == "cuda")
         self.T, self.eval_T = int(cfg["T"]), int(cfg["eval_T"] or cfg["T"])
         if self.kind == "events":  # event frames carry their own time axis [N, T, 2, H, W]
             self.T = self.eval_T = int(self.train_set.x.shape[1])
@@ -319,6 +335,13 @@ class Trainer:
         augment = torch.Generator().manual_seed(epoch_seed(seed, epoch, rank, 4))
         return shuffle, augment
 
+    def _build_augment(self, generator: torch.Generator) -> Any:
+        from ..data import transforms
+
+        meta = getattr(self.train_set, "meta", {}) or {}
+        stats = {"mean": meta["mean"], "std": meta["std"]} if meta.get("normalized") and "mean" in meta else {}
+        return transforms.build(self.cfg["data"]["augment"], generator=generator, **stats)
+
     def _forward_loss(self, xb: Tensor, yb: Tensor, progress: float) -> tuple[Tensor, dict[str, float], Tensor]:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             # records (name, fire_input) per neuron call when the objective needs membranes (RMP/IM-Loss)
@@ -330,40 +353,41 @@ class Trainer:
         return loss, parts, logits
 
     def _train_epoch(self, epoch: int, bar: _Progress) -> dict[str, Any]:
-        from ..data import transforms
-
         cfg = self.cfg
         shuffle_gen, aug_gen = self._seed_epoch(epoch)
-        augment = transforms.build(cfg["data"]["augment"], generator=aug_gen)
+        augment = self._build_augment(aug_gen)
         self.model.train()
-        n = len(self.train_set)
-        perm = torch.randperm(n, generator=shuffle_gen)
-        per_rank = self.global_batch // self.dist.world_size
         loss_sum, correct, seen = 0.0, 0.0, 0.0
         parts_sum: dict[str, float] = {}
         bar.start_epoch(epoch + 1, cfg["epochs"], self.steps_per_epoch)
-        for i in range(self.steps_per_epoch):
-            idx = perm[i * self.global_batch:(i + 1) * self.global_batch]
-            idx = idx[self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
-            xb, yb = self.train_set.x[idx], self.train_set.y[idx]
+        sample_seeds = epoch_seed(int(cfg["seed"]), epoch, 0, 5)  # per-sample crops of streamed data
+        for i, (xb_cpu, yb_cpu) in enumerate(self.batches.epoch(shuffle_gen, sample_seeds)):
+            xb = xb_cpu.to(self.device, non_blocking=True)
             if len(augment):
-                xb = augment(xb)
-            xb = encode_input(xb.to(self.device, non_blocking=True), self.kind, self.T)
-            yb = yb.to(self.device, non_blocking=True)
+                xb = augment(xb)  # on the training device; random numbers from the CPU generator
+            xb = encode_input(xb, self.kind, self.T)
+            yb = yb_cpu.to(self.device, non_blocking=True)
             lr = lr_at(cfg, self.global_step, self.steps_per_epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             progress = (epoch + i / self.steps_per_epoch) / cfg["epochs"]
-            loss, parts, logits = self._forward_loss(xb, yb, progress)
+            at = f"epoch {epoch + 1}, step {i + 1}/{self.steps_per_epoch} (global step {self.global_step + 1})"
+            try:
+                loss, parts, logits = self._forward_loss(xb, yb, progress)
+            except NonFiniteError as exc:
+                raise NonFiniteLossError(f"{exc} at {at}; {diagnose_nonfinite(self.raw_model, at, lr)}") from None
             if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLossError(f"loss became {float(loss.detach())} at epoch {epoch + 1}, step {i + 1}/"
-                                         f"{self.steps_per_epoch} (global step {self.global_step + 1}); "
-                                         f"lower optim.lr (now {lr:.4g}) or set grad_clip")
+                raise NonFiniteLossError(f"loss became {float(loss.detach())} at {at}; lower optim.lr (now {lr:.4g}) "
+                                         f"or set grad_clip ({diagnose_nonfinite(self.raw_model, at, lr)})")
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg["grad_clip"]:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.raw_model.parameters(), float(cfg["grad_clip"]))
+                grad_norm = float(nn.utils.clip_grad_norm_(self.raw_model.parameters(), float(cfg["grad_clip"])))
+            else:
+                grad_norm = 0.0 if self.use_amp else gradient_norm(self.raw_model)
+            if not self.use_amp and not math.isfinite(grad_norm):  # AMP's scaler skips such steps by design
+                raise NonFiniteLossError(diagnose_nonfinite(self.raw_model, at, lr, grads=True))
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.global_step += 1
@@ -395,6 +419,8 @@ class Trainer:
         finally:
             if self._tb is not None:
                 self._tb.close()
+            if getattr(self, "batches", None) is not None:
+                self.batches.close()
             shutdown(self.dist, synchronize=finished)
             torch.use_deterministic_algorithms(was_deterministic)  # a process-wide switch: leave it as found
 
@@ -404,6 +430,8 @@ class Trainer:
         if main:
             self.out.mkdir(parents=True, exist_ok=True)
             ckpt.atomic_write_bytes(self.out / ckpt.CONFIG_NAME, yaml.safe_dump(cfg, sort_keys=False).encode())
+            if (self.out / ckpt.MANIFEST).exists():  # a resumed, finished run: the manifest follows the new recipe
+                ckpt.update_run_manifest(self.out, [ckpt.CONFIG_NAME])
         bar = _Progress(cfg["log"]["progress"], enabled=self.verbose and main)
         if main and self.verbose:
             params = sum(p.numel() for p in self.raw_model.parameters())
@@ -421,8 +449,8 @@ class Trainer:
                 self.recalibrate_bn()
                 test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                                T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                               device=self.device, dist_info=self.dist,
-                                           votes=int(self.cfg["eval"]["votes"]))
+                                               device=self.device, dist_info=self.dist, workers=self.workers,
+                                               votes=int(self.cfg["eval"]["votes"]))
                 if test_acc > self.best_acc:
                     self.best_acc, self.best_epoch = test_acc, epoch + 1
                     self.save_checkpoint("best", epoch + 1)
@@ -440,7 +468,7 @@ class Trainer:
         if self.start_epoch >= cfg["epochs"]:
             test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                            T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                           device=self.device, dist_info=self.dist,
+                                           device=self.device, dist_info=self.dist, workers=self.workers,
                                            votes=int(self.cfg["eval"]["votes"]))
         metrics = self._finish(test_acc, test_loss) if main else {}
         return metrics

@@ -1,0 +1,1 @@
+"""Bridges to other libraries: CLIP encoders for NeuroCLIP (:mod:`.clip`, optional ``transformers``)."""
