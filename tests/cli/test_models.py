@@ -6,7 +6,8 @@ import json
 
 import spikeforge as sf
 from spikeforge.cli.main import main
-from spikeforge.models.complexity import count_macs, example_input
+from spikeforge.analysis import total_macs as count_macs
+from spikeforge.models.complexity import example_input
 
 
 def test_json_rows_match_the_modules(capsys):

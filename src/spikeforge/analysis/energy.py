@@ -1,4 +1,4 @@
-"""Energy estimate of a spiking network from measured operation counts, and MAC counting.
+"""Energy estimate of a spiking network from measured operation counts.
 
     E_SNN = E_MAC · MACs(synaptic layers with real-valued input) + E_AC · SOPs(synaptic layers with spike input)
     E_ANN = E_MAC · MACs(every synaptic layer, one evaluation)
@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..encode import direct, time_first
 from .monitor import Monitor, MonitorResult
-from .ops import dense_macs, is_synaptic, synaptic_geometry
+from .macs import MacCount, count_macs
 
 __all__ = ["E_MAC_PJ", "E_AC_PJ", "LayerEnergy", "EnergyReport", "energy_report", "measure", "MacCount",
            "count_macs"]
@@ -173,55 +173,3 @@ def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, e
     if seen == 0:
         raise ValueError("measure() got no batches")
     return energy_report(mon.result(), e_mac, e_ac)
-
-
-@dataclass
-class MacCount:
-    """Dense MACs of every synaptic layer for **one sample and one time step** (= the ANN-equivalent)."""
-
-    layers: dict[str, int]
-    total: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"layers": dict(self.layers), "total": self.total}
-
-
-def count_macs(model: nn.Module, x: Tensor | tuple[int, ...]) -> MacCount:
-    """Dense MACs per synaptic layer for one sample and one time step, measured by running the model once.
-
-    ``x`` is an input ``[T, B, ...]`` (counts are divided by T·B) or a per-sample shape such as ``(3, 32, 32)``
-    (a zero input ``[1, 1, *shape]`` is used). The model runs in eval mode without gradients; its mode is
-    restored. Bias additions are not counted (see :mod:`spikeforge.analysis.ops`).
-    """
-    dev = _first_param_device(model)
-    if not isinstance(x, Tensor):
-        shape = tuple(int(v) for v in x)
-        if not shape or min(shape) < 1:
-            raise ValueError(f"a per-sample input shape needs positive sizes, got {x!r}")
-        x = torch.zeros((1, 1) + shape, device=dev)
-    if x.ndim < 3:
-        raise ValueError(f"count_macs expects a time-first input [T, B, ...], got shape {tuple(x.shape)}")
-    counts: dict[str, int] = {}
-    handles = []
-    for name, mod in model.named_modules():
-        if is_synaptic(mod):
-            geom = synaptic_geometry(mod)
-            counts[name] = 0
-
-            def hook(m: nn.Module, args: tuple[Any, ...], out: Any, _n: str = name, _g: Any = geom) -> None:
-                if isinstance(out, Tensor):
-                    counts[_n] += dense_macs(_g, out)
-
-            handles.append(mod.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    steps = int(x.shape[0]) * int(x.shape[1])
-    per = {k: v // steps for k, v in counts.items()}
-    return MacCount(per, sum(per.values()))

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, make_neuron, out_hw
+from ..layers.synaptic import SynapticGeometry, conv_geometry
 from ..layers.time import seq_apply
 from ..neurons import NeuronConfig, neuron_config
 from .registry import SpikingModel, register_model
@@ -104,6 +105,10 @@ class DualConv2d(_Dual):
             raise ValueError(f"SNN mode expects [T, B, C, H, W], got shape {tuple(x.shape)}")
         return seq_apply(lambda z: F.conv2d(z, w, None, self.stride, self.padding), x)
 
+    def synaptic_geometry(self) -> SynapticGeometry:
+        """The conv this layer computes (either mode), for the operation counters."""
+        return conv_geometry(self, 2)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, rank={self.U.shape[-1]}")
@@ -148,6 +153,10 @@ class DualLinear(_Dual):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ann if self.mode == "ann" else self.weight_snn, self.bias)
+
+    def synaptic_geometry(self) -> SynapticGeometry:
+        """The linear layer this computes (either mode), for the operation counters."""
+        return SynapticGeometry("linear", int(self.weight_snn.shape[1]), int(self.weight_snn.shape[0]))
 
 
 def _global_pool(x: Tensor) -> Tensor:
@@ -239,6 +248,7 @@ class JointASNN(SpikingModel):
         self.blocks_per_stage = tuple(int(b) for b in blocks)
         self.bn_weight_init = float(bn_weight_init)
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+        self.input_shape = (self.in_channels,) + (self.input_size or (32, 32))  # per sample; CIFAR by default
         widths = tuple(max(1, int(round(c * width))) for c in (64, 128, 256, 512))
         self.widths = widths
         hw = self.input_size
