@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import spikeforge as sf
-from spikeforge.cli.main import main
 from spikeforge.analysis import total_macs as count_macs
+from spikeforge.cli.main import main
 from spikeforge.models.complexity import example_input
 
 

@@ -143,7 +143,7 @@ def test_export_keeps_neuron_options_and_learned_neuron_state() -> None:
 
 
 def test_fold_accepts_the_export() -> None:
-    fold_pkg = pytest.importorskip("spikeforge.fold")
+    fold_pkg = pytest.importorskip("spikeforge.folding")
     model = _tiny()
     model.train()
     x = torch.randn(2, 4, 1, 8, 8) * 2

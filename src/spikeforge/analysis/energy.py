@@ -28,8 +28,8 @@ import torch
 from torch import Tensor, nn
 
 from ..encode import direct, time_first
-from .monitor import Monitor, MonitorResult
 from .macs import MacCount, count_macs
+from .monitor import Monitor, MonitorResult
 
 __all__ = ["E_MAC_PJ", "E_AC_PJ", "LayerEnergy", "EnergyReport", "energy_report", "measure", "MacCount",
            "count_macs"]

@@ -10,7 +10,8 @@ values compared with the threshold (``fire_input``, detached; Algorithm R, Vitte
 spike train of a few neurons of the first sample for rasters.
 
 Per synaptic layer: dense MACs and SOPs (:mod:`spikeforge.analysis.ops`); a module counting its own MACs
-(:class:`~spikeforge.layers.synaptic.MacCounted`, PointNet's point transforms) is charged those as MACs. Whether a layer's input is made of spikes
+(:class:`~spikeforge.layers.synaptic.MacCounted`, PointNet's point transforms) is charged those as MACs.
+Whether a layer's input is made of spikes
 is decided per call, first by **provenance** — the input is (a view of) a ``Neuron`` output of the same forward,
 or the output of a shape-only layer (Flatten/Identity/Dropout), average pool or max pool applied to such a tensor —
 then by the exact **value rule** of :func:`spikeforge.analysis.ops.spike_events`. Provenance is what makes
@@ -35,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..neurons import Neuron, observe
 from ..layers.synaptic import call_macs, is_mac_counted
+from ..neurons import Neuron, observe
 from .ops import SynapticGeometry, dense_macs, is_synaptic, pair_sizes, sops, spike_events, synaptic_geometry
 
 __all__ = ["Monitor", "MonitorResult", "NeuronRecord", "SynapseRecord", "Reservoir"]

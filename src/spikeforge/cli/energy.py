@@ -63,7 +63,7 @@ def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module | None, dict[
     if args.run_dir and args.model:
         raise ValueError("give either RUN_DIR or --model, not both")
     if args.run_dir:
-        from ..train.checkpoint import load_run
+        from ..runs import load_run
 
         return load_run(args.run_dir, args.which)
     if not args.model:
@@ -73,7 +73,7 @@ def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module | None, dict[
 
 
 def _build_fresh(cfg: dict[str, Any], split: Any) -> torch.nn.Module:
-    from ..train.builders import build_model, fill_model_from_data
+    from ..runs import build_model, fill_model_from_data
 
     if split is not None:
         fill_model_from_data(cfg, split)

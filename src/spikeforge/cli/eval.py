@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data
+    from ..runs import load_run
     from ..train.builders import build_objective, input_kind
-    from ..train.checkpoint import load_run
     from ..train.finalize import sweep
     from ..train.trainer import evaluate, resolve_device
 

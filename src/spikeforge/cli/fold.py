@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data
+    from ..runs import load_run, save_tensors
     from ..train.builders import encode_input, input_kind
-    from ..train.checkpoint import load_run, save_tensors
     from ..train.finalize import fold_and_verify
 
     model, cfg = load_run(args.run_dir, args.which)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..encode import readout as _readout
+from ..models import ModelOutput
 from .base import Membranes, Objective, check_logits, check_readout, register_objective, reject_unknown
 
 __all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "tet_loss"]
@@ -58,15 +59,18 @@ class CrossEntropyObjective(Objective):
         self.feature_transform_weight = float(feature_transform_weight)
 
     def forward(self, model: nn.Module, x: Tensor) -> Any:
-        out = model(x)
         if not self.feature_transform_weight:
-            return out
+            return model(x)
         inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
         regularizer = getattr(inner, "feature_transform_regularizer", None)
         if regularizer is None:
             raise ValueError(f"feature_transform_weight needs a model with feature_transform_regularizer() "
                              f"(PointNet); {type(inner).__name__} has none")
-        return RegularizedOutput(out, regularizer())
+        out = model(x, aux=True)  # the feature transform of this call, explicitly
+        if not isinstance(out, ModelOutput):
+            raise TypeError(f"{type(inner).__name__}(x, aux=True) must return a ModelOutput, got {type(out).__name__}")
+        transform = out.need("feature_transform", "feature_transform_weight")
+        return RegularizedOutput(out.logits, regularizer(transform=transform))
 
     def logits(self, outputs: Any) -> Tensor:
         return super().logits(outputs.logits if isinstance(outputs, RegularizedOutput) else outputs)

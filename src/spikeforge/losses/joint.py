@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models import ModelOutput
 from .base import Membranes, Objective, check_logits, register_objective, reject_unknown
 
 __all__ = ["JointASNNObjective", "joint_asnn_loss", "kd_soft_ce"]
@@ -69,13 +70,17 @@ class JointASNNObjective(Objective):
         self.alpha, self.temperature, self.beta = float(alpha), float(temperature), float(beta)
 
     def forward(self, model: Any, x: Tensor) -> Any:
-        """``model(x, joint=True)`` — both branches with all exits. Called through ``model(...)`` rather than
-        ``model.forward_joint`` so that wrappers (DistributedDataParallel, compiled modules) work unchanged."""
+        """``model(x, aux=True).aux["joint"]`` — both branches with all exits (:class:`JointOutputs`). Called through
+        ``model(...)`` rather than ``model.forward_joint`` so that wrappers (DistributedDataParallel, compiled
+        modules) work unchanged."""
         inner = getattr(model, "module", model)  # a DDP / DataParallel wrapper keeps the network in .module
         if not hasattr(inner, "forward_joint") and not hasattr(model, "forward_joint"):
             raise TypeError(f"the joint_asnn objective needs a dual-mode model with forward_joint() (e.g. "
                             f"create_model('joint_asnn_resnet18')), got {type(inner).__name__}")
-        return model(x, joint=True)
+        out = model(x, aux=True)
+        if not isinstance(out, ModelOutput):
+            raise TypeError(f"{type(inner).__name__}(x, aux=True) must return a ModelOutput, got {type(out).__name__}")
+        return out.need("joint", "the joint_asnn objective")
 
     def logits(self, outputs: Any) -> Tensor:
         """SNN final-exit per-step logits ``[T, B, K]``; also accepts a plain ``model(x)`` output."""

@@ -43,11 +43,12 @@ from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten
 from ..layers.synaptic import SynapticGeometry, conv_geometry
 from ..layers.time import seq_apply
 from ..neurons import NeuronConfig, neuron_config
+from .outputs import ModelOutput
 from .registry import SpikingModel, register_model
 
 __all__ = [
     "MODES", "DualConv2d", "DualBatchNorm2d", "DualAct", "DualLinear", "DualBasicBlock", "DualExit",
-    "BranchOutput", "JointOutputs", "JointASNN", "joint_asnn_resnet18",
+    "BranchOutput", "JointOutputs", "JointASNN", "SNNExport", "joint_asnn_resnet18",
 ]
 
 MODES = ("ann", "snn")
@@ -322,18 +323,33 @@ class JointASNN(SpikingModel):
         snn = self.forward_branch(x, "snn")
         return JointOutputs(ann, snn)
 
-    def forward(self, x: Tensor, joint: bool = False) -> Tensor | JointOutputs:
+    def forward(self, x: Tensor, aux: bool = False, joint: bool = False) -> Tensor | ModelOutput:
         """SNN branch, final exit: per-step logits ``[T, B, K]`` (sum them over T for the Joint readout).
 
-        ``joint=True`` returns :meth:`forward_joint` instead (both branches, all exits) — the form the Joint
-        objective calls, so that wrappers such as DistributedDataParallel see a normal forward call."""
-        if joint:
-            return self.forward_joint(x)
+        ``aux=True`` (or ``joint=True``) runs :meth:`forward_joint` instead (both branches, all exits) and returns a
+        :class:`~spikeforge.models.ModelOutput`: the SNN final-exit logits and ``aux["joint"]`` =
+        :class:`JointOutputs` — the form the Joint objective calls, so that wrappers such as
+        DistributedDataParallel see a normal forward call."""
+        if aux or joint:
+            out = self.forward_joint(x)
+            return ModelOutput(out.snn.logits[0], {"joint": out})
         return self.forward_branch(x, "snn", exits=False).logits[0]
 
-    # --- export ------------------------------------------------------------------------------------------
+    # --- export and fold ---------------------------------------------------------------------------------
+    def fold_inference(self, scale: Any, ctx: Any) -> tuple[nn.Module, Any]:
+        """Fold protocol (:class:`spikeforge.folding.FoldsItself`): inference runs the SNN branch only, so the model
+        folds into its :meth:`export_snn` (materialised ``W_snn``, SNN BNs and linear weights, no ANN parameters,
+        no exits), folded like any plain spiking ResNet. The export carries ``source_neuron_names``
+        (:class:`spikeforge.folding.RenamesNeurons`) so that ``verify_fold`` compares each neuron with its source."""
+        if scale is not None:
+            raise ctx.error_unconsumed(scale, "JointASNN")
+        if ctx.name:
+            raise ctx.error("a JointASNN nested in another module cannot be replaced by its SNN export; fold the "
+                            "JointASNN itself")
+        return ctx.fold(self.export_snn().eval(), None, ctx.name)
+
     @torch.no_grad()
-    def export_snn(self) -> nn.Sequential:
+    def export_snn(self) -> SNNExport:
         """The SNN branch alone as a plain spiking ResNet of library layers (``layers.Conv2d`` with the
         materialised ``W_snn``, time-shared BN, :class:`~spikeforge.neurons.Neuron`, ``layers.BasicBlock``,
         global average pool, ``layers.Linear``): no ANN parameters, no exits. Output: per-step logits."""
@@ -367,12 +383,25 @@ class JointASNN(SpikingModel):
         fc.weight.copy_(self.fc.weight_snn)
         fc.bias.copy_(self.fc.bias)
         mods += [AdaptiveAvgPool2d((1, 1)), Flatten(), fc]
-        model = nn.Sequential(*mods)
-        model.num_classes = self.num_classes  # type: ignore[assignment]
-        model.input_kind = "static"  # type: ignore[assignment]
-        model.source_neuron_names = names  # type: ignore[assignment]
+        model = SNNExport(mods, self.num_classes, names)
         model.train(self.training)
         return model
+
+
+class SNNExport(nn.Sequential):
+    """The SNN branch of a :class:`JointASNN` as a plain spiking ResNet (:meth:`JointASNN.export_snn`).
+
+    ``source_neuron_names`` maps the qualified name of each neuron here to the neuron it copies in the dual-mode
+    model (the :class:`spikeforge.folding.RenamesNeurons` protocol, read by ``verify_fold``)."""
+
+    input_kind = "static"
+    num_classes: int
+    source_neuron_names: dict[str, str]
+
+    def __init__(self, modules: list[nn.Module], num_classes: int, source_neuron_names: dict[str, str]):
+        super().__init__(*modules)
+        self.num_classes = int(num_classes)
+        self.source_neuron_names = dict(source_neuron_names)
 
 
 def _export_conv(conv: DualConv2d) -> Conv2d:

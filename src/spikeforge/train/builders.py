@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -12,8 +11,8 @@ from torch import Tensor, nn
 
 from .. import encode
 from ..layers import BNTT2d
-from ..models.registry import model_entry
 from ..neurons import MembraneBN, Neuron
+from ..runs import build_model, fill_model_from_data, model_kwargs
 
 __all__ = [
     "build_model", "model_kwargs", "fill_model_from_data", "load_data", "encode_input", "build_objective",
@@ -21,46 +20,9 @@ __all__ = [
 ]
 
 
-def model_kwargs(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    m = dict(cfg["model"])
-    name = m.pop("name")
-    return str(name), m
-
-
-def build_model(cfg: Mapping[str, Any]) -> nn.Module:
-    """``create_model(model.name, **model options)`` from a (resolved) recipe."""
-    from ..models import create_model
-
-    name, kw = model_kwargs(cfg)
-    for k in ("input_size", "widths", "hidden"):
-        if isinstance(kw.get(k), list):
-            kw[k] = tuple(kw[k])
-    return create_model(name, **kw)
-
-
 def input_kind(model: nn.Module) -> str:
     inner = getattr(model, "module", model)  # DistributedDataParallel
     return str(getattr(inner, "input_kind", "static"))
-
-
-def fill_model_from_data(cfg: dict[str, Any], train: Any) -> None:
-    """Fill ``num_classes``, ``in_channels``/``input_size`` (images, events) or ``in_features``/``in_channels``
-    (points) from the data when the model factory accepts them and the recipe left them unset."""
-    name, _ = model_kwargs(cfg)
-    params = inspect.signature(model_entry(name)).parameters
-    x = train.x
-    facts: dict[str, Any] = {"num_classes": int(train.num_classes)}
-    if train.kind == "static":
-        facts.update(in_channels=int(x.shape[1]), input_size=[int(x.shape[2]), int(x.shape[3])],
-                     in_features=int(x[0].numel()))
-    elif train.kind == "events":
-        facts.update(in_channels=int(x.shape[2]), input_size=[int(x.shape[3]), int(x.shape[4])],
-                     in_features=int(x[0, 0].numel()))
-    elif train.kind == "points":
-        facts.update(in_channels=int(x.shape[1]), num_points=int(x.shape[2]))
-    for key, value in facts.items():
-        if key in params and key not in cfg["model"]:
-            cfg["model"][key] = value
 
 
 def load_data(cfg: Mapping[str, Any], split: str) -> Any:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
+from .. import runs as ckpt
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -31,13 +31,12 @@ def fold_and_verify(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float
     """``spikeforge.fold`` the model (eval mode) and the maximum deviation of :func:`spikeforge.verify_fold`
     between the trained and the folded model on input ``x[T, B, ...]``."""
     # imported from the subpackage: after its first import, ``spikeforge.fold`` names the module, not the wrapper
-    from ..fold import fold, verify_fold
+    from ..folding import fold, verify_fold
 
     model.eval()
     folded = fold(model)
     report = verify_fold(model, folded, x)
-    dev = report.max_dev if hasattr(report, "max_dev") else report
-    return folded, float(dev)
+    return folded, float(report.max_dev)
 
 
 def measure_energy(model: nn.Module, x: torch.Tensor, T: int, batch: int = 64) -> Any:

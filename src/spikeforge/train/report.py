@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError
+from ..runs import CheckpointError
 
 __all__ = ["write_report", "read_history", "plot_curves", "summary_lines"]
 
@@ -141,7 +141,7 @@ def _analysis_section(run: Path, figdir: Path, samples: int, notes: list[str]) -
     lines = ["", "## Firing rates and membrane potentials", ""]
     from .. import data
     from ..analysis import plot_firing_rates, plot_membrane_histograms
-    from .checkpoint import load_run
+    from ..runs import load_run
     from .finalize import measure_energy
 
     try:  # data readers and plots may need optional dependencies (e.g. matplotlib)

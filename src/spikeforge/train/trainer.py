@@ -29,8 +29,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
+from .. import runs as ckpt
 from ..encode import readout
-from . import checkpoint as ckpt
 from .builders import (
     build_model,
     build_objective,
