@@ -6,9 +6,45 @@ model (data pipeline / trainer), the readout after it (loss / evaluator).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
-__all__ = ["direct", "time_first", "readout"]
+__all__ = ["direct", "time_first", "readout", "READOUTS", "check_readout", "INPUT_KINDS", "encoding_for", "for_kind",
+           "input_kind"]
+
+READOUTS = ("mean", "sum")
+INPUT_KINDS = ("static", "events", "points")
+
+
+def check_readout(readout: str) -> str:
+    """The one readout check: ``readout`` must be ``'mean'`` or ``'sum'`` (returned unchanged)."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+    return readout
+
+
+def input_kind(model: Any) -> str:
+    """A model's ``input_kind`` (``static``, ``events`` or ``points``; ``static`` if unset), looking through a
+    DistributedDataParallel-style ``.module`` wrapper."""
+    inner = getattr(model, "module", model)
+    return str(getattr(inner, "input_kind", "static"))
+
+
+def encoding_for(kind: str) -> str:
+    """The one input-kind -> encoding choice: ``events`` -> ``'time_first'`` (frames carry their own T),
+    ``static`` / ``points`` -> ``'direct'`` (repeated T times)."""
+    if kind == "events":
+        return "time_first"
+    if kind in ("static", "points"):
+        return "direct"
+    raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
+
+
+def for_kind(x: Tensor, kind: str, T: int) -> Tensor:
+    """Batch-first data -> time-first model input by :func:`encoding_for`: static/points repeated T times (direct
+    encoding), event frames ``[B, T, 2, H, W]`` transposed to ``[T, B, 2, H, W]`` (their own T)."""
+    return time_first(x) if encoding_for(kind) == "time_first" else direct(x, T)
 
 
 def direct(x: Tensor, T: int) -> Tensor:
@@ -31,8 +67,4 @@ def readout(logits: Tensor, mode: str = "mean") -> Tensor:
     """Collapse per-step outputs ``[T, B, ...]``: ``mean`` (most methods) or ``sum`` (Joint A-SNN)."""
     if logits.ndim < 2:
         raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
-    if mode == "mean":
-        return logits.mean(0)
-    if mode == "sum":
-        return logits.sum(0)
-    raise ValueError(f"readout mode must be 'mean' or 'sum', got {mode!r}")
+    return logits.mean(0) if check_readout(mode) == "mean" else logits.sum(0)

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..encode import direct, time_first
+from ..encode import direct, encoding_for, input_kind, time_first
 from .macs import MacCount, count_macs
 from .monitor import Monitor, MonitorResult
 
@@ -152,8 +152,7 @@ def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, e
     ``sop_mode`` is passed to :class:`Monitor`.
     """
     if encoding == "auto":
-        kind = getattr(model, "input_kind", "static")
-        encoding = "time_first" if kind == "events" else "direct"
+        encoding = encoding_for(input_kind(model))
     dev = torch.device(device) if device is not None else _first_param_device(model)
     was_training = model.training
     model.eval()

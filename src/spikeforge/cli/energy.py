@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from ..analysis.energy import E_AC_PJ, E_MAC_PJ
+from ..encode import encoding_for
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -115,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         model = _build_fresh(cfg, split)
     T = args.T if args.T is not None else int(cfg.get("eval_T") or cfg.get("T") or 4)
-    encoding = "time_first" if kind == "events" else "direct"
+    encoding = encoding_for(kind)
     report = measure(model, _batches(x, args.batch_size, args.batches), T=T, encoding=encoding, e_mac=args.e_mac,
                      e_ac=args.e_ac, seed=args.seed, sop_mode=args.sop_mode)
     if args.json:

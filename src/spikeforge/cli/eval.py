@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..runs import load_run
-    from ..train.builders import build_objective, input_kind
+    from ..encode import input_kind
+    from ..train.builders import build_objective
     from ..train.finalize import sweep
     from ..train.trainer import evaluate, resolve_device
 

@@ -14,6 +14,8 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..registry import Registry
+
 __all__ = ["FoldError", "Scale", "FoldContext", "Rule", "fold_rule", "find_rule", "registered_rules"]
 
 
@@ -193,7 +195,7 @@ class FoldContext:
 
 
 Rule = Callable[[nn.Module, "Scale | None", FoldContext], "tuple[nn.Module, Scale | None]"]
-_RULES: dict[type, Rule] = {}
+_RULES: Registry[type, Rule] = Registry("fold rule for")
 # A rule's first parameter is its own module class (a subclass of nn.Module), which Rule's nn.Module parameter
 # does not accept (parameters are contravariant); the decorator therefore only fixes the return type.
 R = TypeVar("R", bound=Callable[..., "tuple[nn.Module, Scale | None]"])
@@ -209,9 +211,7 @@ def fold_rule(*types: type) -> Callable[[R], R]:
 
     def wrap(fn: R) -> R:
         for t in types:
-            if t in _RULES and _RULES[t] is not fn:
-                raise ValueError(f"a fold rule for {t.__name__} is already registered ({_RULES[t].__module__})")
-            _RULES[t] = fn
+            _RULES.add(t, fn)
         return fn
 
     return wrap

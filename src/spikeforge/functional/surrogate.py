@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..registry import Registry
+
 __all__ = ["Surrogate", "surrogate", "list_surrogates", "register_surrogate"]
 
 _GradFn = Callable[[Tensor, float], Tensor]
@@ -42,14 +44,12 @@ class _Family:
     doc: str
 
 
-_FAMILIES: dict[str, _Family] = {}
+_FAMILIES: Registry[str, _Family] = Registry("surrogate")
 
 
 def register_surrogate(name: str, *, grad: _GradFn, smooth: _SmoothFn, param: str, default: float, doc: str) -> None:
     """Add a surrogate family. ``grad(z, p)`` must be the derivative of ``smooth(z, p)``."""
-    if name in _FAMILIES:
-        raise ValueError(f"surrogate {name!r} is already registered")
-    _FAMILIES[name] = _Family(grad, smooth, param, default, doc)
+    _FAMILIES.add(name, _Family(grad, smooth, param, default, doc))
 
 
 def list_surrogates() -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
+from ..registry import Registry
 from .unshared import UnsharedConv2d
 
 __all__ = ["SynapticGeometry", "Synaptic", "MacCounted", "synaptic_geometry", "is_synaptic", "register_synaptic",
@@ -73,7 +74,7 @@ class MacCounted(Protocol):
 
 
 GeometryFn = Callable[[nn.Module], SynapticGeometry]
-_EXTRA: dict[type, GeometryFn] = {}
+_EXTRA: Registry[type, GeometryFn] = Registry("synaptic layer type")
 
 
 def register_synaptic(cls: type, geometry: GeometryFn) -> None:
@@ -81,7 +82,7 @@ def register_synaptic(cls: type, geometry: GeometryFn) -> None:
     implement :class:`Synaptic` instead. ``geometry(module)`` returns its :class:`SynapticGeometry`."""
     if not isinstance(cls, type) or not issubclass(cls, nn.Module):
         raise TypeError(f"register_synaptic needs an nn.Module subclass, got {cls!r}")
-    _EXTRA[cls] = geometry
+    _EXTRA.add(cls, geometry, replace=True)
 
 
 def conv_geometry(conv: Any, spatial_dims: int, kind: str = "conv") -> SynapticGeometry:

@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..registry import Registry
+
 __all__ = ["NeuronConfig", "PRESETS", "neuron_config"]
 
 
@@ -84,9 +86,7 @@ class NeuronConfig:
         base: dict[str, Any] = {}
         preset = d.pop("preset", None)
         if preset is not None:
-            if preset not in PRESETS:
-                raise ValueError(f"unknown neuron preset {preset!r}; choose one of {sorted(PRESETS)}")
-            base = dict(PRESETS[preset])
+            base = dict(PRESETS.lookup(preset))
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - valid)
         if unknown:
@@ -97,7 +97,8 @@ class NeuronConfig:
         return dataclasses.asdict(self)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
+PRESETS: Registry[str, dict[str, Any]] = Registry("neuron preset")
+PRESETS.update({
     # the group's LIF: decay 0.25, threshold 0.5, hard reset (methods.md §0)
     "lif": {},
     "if": {"decay": 1.0},
@@ -118,7 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Spiking PointNet, arXiv:2310.06232: tanh surrogate b=5, random initial membrane U[0, 0.5) always
     "pointnet": {"surrogate": "dspike", "surrogate_param": 5.0, "init": "uniform", "init_range": 0.5,
                  "init_when": "always"},
-}
+})
 
 
 def neuron_config(spec: str | dict[str, Any] | NeuronConfig | None = None, **overrides: Any) -> NeuronConfig:

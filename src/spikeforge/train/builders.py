@@ -7,9 +7,10 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .. import encode
+from ..encode import for_kind as encode_input
+from ..encode import input_kind
 from ..layers import BNTT2d
 from ..neurons import MembraneBN, Neuron
 from ..runs import build_model, fill_model_from_data, model_kwargs
@@ -20,27 +21,12 @@ __all__ = [
 ]
 
 
-def input_kind(model: nn.Module) -> str:
-    inner = getattr(model, "module", model)  # DistributedDataParallel
-    return str(getattr(inner, "input_kind", "static"))
-
-
 def load_data(cfg: Mapping[str, Any], split: str) -> Any:
     """``spikeforge.data.get(name, split, root=, limit=, **options)`` for the recipe's data section."""
     from .. import data as data_mod
 
     d = cfg["data"]
     return data_mod.get(d["name"], split, root=d["root"], limit=d["limit"], **dict(d["options"] or {}))
-
-
-def encode_input(x: Tensor, kind: str, T: int) -> Tensor:
-    """Batch-first data -> time-first model input: static/points repeated T times (direct encoding), event
-    frames ``[B, T, 2, H, W]`` transposed to ``[T, B, 2, H, W]`` (their own T)."""
-    if kind == "events":
-        return encode.time_first(x)
-    if kind in ("static", "points"):
-        return encode.direct(x, T)
-    raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
 
 
 def build_objective(cfg: Mapping[str, Any]) -> Any:

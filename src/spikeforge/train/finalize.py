@@ -64,12 +64,12 @@ def t_sweep_values(spec: Any) -> list[int]:
 def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, kind: str, Ts: list[int],
           batch_size: int, device: torch.device) -> dict[int, float]:
     """Test accuracy per T (the "train at T=1, test at T>1" protocol of Spiking PointNet, arXiv:2310.06232)."""
-    from ..encode import direct, time_first
+    from ..encode import direct, encoding_for, time_first
     from .sweep import sweep_accuracy
 
     T_max = max(Ts)
     encode: Callable[[torch.Tensor, int], torch.Tensor]
-    if kind == "events":  # event frames carry their own T: sweep over prefixes of the recorded frames
+    if encoding_for(kind) == "time_first":  # event frames carry their own T: sweep over prefixes of the frames
         T_max = min(T_max, int(x.shape[1]))
 
         def frame_prefix(xb: torch.Tensor, T: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..encode import direct
+from ..encode import check_readout, direct
 
 __all__ = ["sweep_accuracy", "cumulative_readout"]
 
@@ -40,12 +40,10 @@ def cumulative_readout(logits: Tensor, readout: str = "mean") -> Tensor:
     if logits.ndim != 3:
         raise ValueError(f"expected per-step logits [T, B, K], got shape {tuple(logits.shape)}")
     acc = logits.cumsum(0)
-    if readout == "sum":
+    if check_readout(readout) == "sum":
         return acc
-    if readout == "mean":
-        steps = torch.arange(1, logits.shape[0] + 1, device=logits.device, dtype=logits.dtype)
-        return acc / steps.view(-1, 1, 1)
-    raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+    steps = torch.arange(1, logits.shape[0] + 1, device=logits.device, dtype=logits.dtype)
+    return acc / steps.view(-1, 1, 1)
 
 
 def _batches(data: Any) -> Iterable[tuple[Tensor, Tensor]]:
@@ -69,7 +67,7 @@ def sweep_accuracy(model: nn.Module, loader_or_batches: Any, T_max: int, encode:
         raise ValueError(f"T_max must be >= 1, got {T_max}")
     T_max = int(T_max)
     if readout not in ("mean", "sum"):
-        raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+        raise AssertionError("unreachable: check_readout")
     if device is None:
         p = next(model.parameters(), None)
         device = p.device if p is not None else torch.device("cpu")

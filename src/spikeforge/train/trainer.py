@@ -30,7 +30,7 @@ import yaml
 from torch import Tensor, nn
 
 from .. import runs as ckpt
-from ..encode import readout
+from ..encode import encoding_for, readout
 from .builders import (
     build_model,
     build_objective,
@@ -191,7 +191,7 @@ class Trainer:
             raise ValueError(f"{n} training samples cannot be split over {world} processes")
         self.steps_per_epoch = n // self.global_batch  # the last incomplete batch is dropped
         self.T, self.eval_T = int(cfg["T"]), int(cfg["eval_T"] or cfg["T"])
-        if self.kind == "events":  # event frames carry their own time axis [N, T, 2, H, W]
+        if encoding_for(self.kind) == "time_first":  # event frames carry their own time axis [N, T, 2, H, W]
             self.T = self.eval_T = int(self.train_set.x.shape[1])
         self.start_epoch, self.global_step, self.best_acc, self.best_epoch = 0, 0, -1.0, 0
         self.train_seconds = 0.0
