@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data
-    from ..runs import load_run
     from ..encode import input_kind
+    from ..runs import load_run
     from ..train.builders import build_objective
     from ..train.finalize import sweep
     from ..train.trainer import evaluate, resolve_device

@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data
-    from ..runs import load_run, save_tensors
     from ..encode import for_kind, input_kind
+    from ..runs import load_run, save_tensors
     from ..train.finalize import fold_and_verify
 
     model, cfg = load_run(args.run_dir, args.which)
