@@ -11,7 +11,8 @@ Conventions (all numbers are **per sample**, i.e. per inference of one input ove
 
 * the SNN is charged for what it executes at every time step: SOPs summed over the T steps, and the dense MACs of
   real-valued-input layers at each step (a direct-encoded image is fed to the first conv T times, as the
-  model runs; methods.md §1 "the first (encoding) layer counts as MAC");
+  model runs; Ternary Spike arXiv:2312.06372: "the first (encoding) layer counts as MAC";
+  ``docs/analysis.md``);
 * the ANN-equivalent is the same architecture evaluated once (no time dimension) with dense MACs everywhere:
   ``ann_macs`` = dense MACs of one time step, ``ann_energy_pj = E_MAC · ann_macs``;
 * SOPs and MACs are defined in :mod:`spikeforge.analysis.ops`; the spike-input decision in

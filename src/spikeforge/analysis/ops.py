@@ -8,7 +8,7 @@ through the :class:`~spikeforge.layers.synaptic.Synaptic` protocol; geometry and
 * **dense MACs** = output elements × fan-in, i.e. ``out.numel() · (C_in / groups) · prod(kernel)`` for a conv and
   ``out.numel() · in_features`` for a linear layer. Bias additions are not counted (nor BN, which folds into the
   weights at inference, nor neuron updates) — the convention of the energy estimates in the Ternary Spike / Real Spike /
-  MPBN papers (methods.md §1, §11.20).
+  MPBN papers (arXiv:2312.06372, 2210.06686, 2308.08359; ``docs/analysis.md``).
 * **SOPs** (synaptic operations, accumulations actually needed) = Σ over input elements of ``n_i · fanout_i`` where
   ``n_i`` is the number of spike events at input element ``i`` (1 for a spike of either sign, so a −1 spike costs one
   subtraction; an integer count for sums/pools of spikes) and ``fanout_i`` the number of (output position, output

@@ -13,7 +13,8 @@ Rules (each exact in exact arithmetic; formulas in the modules named):
   :class:`StepAffine`.
 * MPBN (arXiv:2308.08359) → threshold ``Ṽ = (V_th − β)·sqrt(σ² + ε)/λ + μ`` per channel/element, per step with
   per-step running statistics (``threshold_per_step=True``). ``λ ≤ 0`` raises :class:`FoldError` naming the layer
-  and channels (methods.md §10.2: the library keeps ``λ ≥ mpbn_min_scale`` in training by default).
+  and channels (MPBN arXiv:2308.08359, ``docs/methods/mpbn.md``: the library keeps ``λ ≥ mpbn_min_scale`` in training
+  by default).
 * MPR (arXiv:2307.04356) → threshold ``φ⁻¹(V_th)`` (exact; ``= V_th`` at 0.5), ``pre_fire='none'``.
 * Amplitudes (Ternary Spike arXiv:2312.06372, Real Spike arXiv:2210.06686) → every consumer of the spike tensor:
   conv/linear weights (input-channel slice or whole tensor), an :class:`~spikeforge.layers.unshared.UnsharedConv2d`

@@ -163,7 +163,7 @@ def mpbn_threshold(mpbn: MembraneBN, v_th: Tensor, name: str) -> tuple[Tensor, b
 
     Returns ``(threshold, per_step)``; per-step running statistics give ``[S, 1, *feature]`` (leading step dim,
     batch dim 1). ``λ`` is the effective (floored) scale; ``λ ≤ 0`` (possible only with ``mpbn_min_scale=None``)
-    flips or removes the comparison and raises :class:`FoldError` (methods.md §10.2).
+    flips or removes the comparison and raises :class:`FoldError` (``docs/methods/mpbn.md``).
     """
     lam = mpbn.scale().detach()
     bad = (lam <= 0).nonzero().flatten().tolist()

@@ -5,7 +5,8 @@ Every surrogate is a *straight-through* pair: the forward value is the hard spik
 uses ``g'(z)``, the derivative of a smooth stand-in ``g`` for ``H``. ``smooth`` exposes ``g`` itself so
 that tests can compare ``grad`` with autograd and ``torch.autograd.gradcheck``.
 
-Families (see ``docs/methods.md`` of the research line, §0):
+Families (the surrogates of the papers' set-up sections, e.g. MPBN arXiv:2308.08359 §4 "Experiments",
+Spiking PointNet arXiv:2310.06232; ``docs/methods/neurons.md``):
 
 * ``rectangular`` (STBP; Joint A-SNN, NeuroCLIP): ``g'(z) = 1[|z| < w/2] / w``.
 * ``ste`` (straight-through clamp; InfLoR, Ternary Spike): ``g(z) = clamp(z/w + 1/2, 0, 1)``,

@@ -12,7 +12,8 @@
 
 Both take ``feature_transform_weight`` (w): ``L += w·model.feature_transform_regularizer()`` — PointNet's
 ``mean ‖I − A Aᵀ‖_F`` on the feature transform of the same forward call (Spiking PointNet uses w = 0.001,
-methods.md §2). The objective's forward then returns a :class:`RegularizedOutput`.
+arXiv:2310.06232, "Spiking PointNet"; ``docs/methods/pointnet_scheme.md``). The objective's forward then returns a
+:class:`RegularizedOutput`.
 """
 
 from __future__ import annotations

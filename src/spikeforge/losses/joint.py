@@ -1,4 +1,5 @@
-"""The Joint A-SNN objective (Guo et al., arXiv:2305.02099; methods.md §8; official code yfguo91/Joint-A-SNN).
+"""The Joint A-SNN objective (Guo et al., arXiv:2305.02099, "Joint A-SNN" loss;
+``docs/methods/joint_asnn.md``; official code yfguo91/Joint-A-SNN).
 
 With exits e ∈ {final, 1, 2, 3}, ANN logits ``z_ann^e``, SNN logits ``z_snn^e`` summed over T, pooled features
 ``f^e`` (SNN summed over T), temperature τ = 3, α = 0.1, β = 1e-6::

@@ -1,5 +1,5 @@
-"""Joint A-SNN (Guo et al., Pattern Recognition; arXiv:2305.02099; methods.md §8): an ANN and an SNN trained
-jointly in one dual-mode network that shares most parameters, with multi-exit self-distillation.
+"""Joint A-SNN (Guo et al., Pattern Recognition; arXiv:2305.02099; ``docs/methods/joint_asnn.md``): an ANN and an SNN
+trained jointly in one dual-mode network that shares most parameters, with multi-exit self-distillation.
 
 **Weight factorisation.** Every conv weight ``W ∈ R^{Co×Ci×k×k}`` is stored per spatial tap as a batched SVD
 ``W[:, :, i, j] = U_ij · diag(σ_ij) · V_ij`` with ``U ∈ R^{k×k×Co×r}``, ``V ∈ R^{k×k×r×Ci}``, ``r = min(Co, Ci)``.
@@ -11,7 +11,8 @@ taps once at init, harmless for a random init); this implementation *permutes*, 
 
 **Private parts.** BN is separate per network (ANN: ``nn.BatchNorm2d`` on ``[B, C, H, W]``; SNN: the library's
 time-shared :class:`~spikeforge.layers.BatchNorm2d` on ``[T, B, C, H, W]``), both with weight initialised to
-``bn_weight_init`` = 0.5 (= α·V_th, methods.md §0). Linear layers keep separate full weights ``weight_ann`` /
+``bn_weight_init`` = 0.5 (= α·V_th, ``docs/methods/joint_asnn.md``). Linear layers keep separate full weights
+``weight_ann`` /
 ``weight_snn`` and share their bias (as the official code's ``ASLinear``). Activation: ReLU (ANN) vs the LIF
 neuron (SNN; default τ-decay 0.25, V_th 0.5, hard reset, rectangular surrogate of width 1). Convs have no bias.
 

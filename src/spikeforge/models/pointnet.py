@@ -20,7 +20,8 @@ Output: per-step **logits** ``[T, B, k]`` (the official code returns log-softmax
 ``cross_entropy(logits)`` equals the official ``nll_loss(log_softmax)``).
 
 Feature-transform regulariser (official code, ``feature_transform_reguliarzer``): the **mean over the batch of the
-Frobenius norm** ``‖I − A Aᵀ‖_F`` (not squared), scaled by 0.001 in the loss; methods.md §2 writes ``‖I − A Aᵀ‖_F``
+Frobenius norm** ``‖I − A Aᵀ‖_F`` (not squared), scaled by 0.001 in the loss; ``docs/methods/pointnet_scheme.md``
+writes ``‖I − A Aᵀ‖_F``
 too. Here the mean also runs over the T time steps (the official code trains at T = 1). ``squared=True`` gives the
 squared form ``‖I − A Aᵀ‖_F²`` of the PointNet paper (eq. 2). :meth:`SpikingPointNet.feature_transform_regularizer`
 returns the value for a given transform; the loss takes it from ``model(x, aux=True)`` (a

@@ -13,7 +13,8 @@ __all__ = ["NeuronConfig", "PRESETS", "neuron_config"]
 
 @dataclass
 class NeuronConfig:
-    """What a spiking layer computes. Defaults are the group's LIF (methods.md §0).
+    """What a spiking layer computes. Defaults are the group's LIF (arXiv:2312.06372, 2308.08359;
+    ``docs/methods/neurons.md``).
 
     Charge ``h = decay*v + x`` (``tau`` sets ``decay = 1 - 1/tau``; ``decay_input`` scales x by 1 - decay),
     pre-fire transform ``pre_fire`` (None, ``"mpr"``, ``"mpbn"``), binary or ternary firing against
@@ -99,7 +100,7 @@ class NeuronConfig:
 
 PRESETS: Registry[str, dict[str, Any]] = Registry("neuron preset")
 PRESETS.update({
-    # the group's LIF: decay 0.25, threshold 0.5, hard reset (methods.md §0)
+    # the group's LIF: decay 0.25, threshold 0.5, hard reset (docs/methods/neurons.md)
     "lif": {},
     "if": {"decay": 1.0},
     # PLIF: learnable decay per layer (Fang et al., arXiv:2007.05785)

@@ -1,5 +1,6 @@
 """Accuracy at every inference length T = 1..T_max in one pass — the "train at T = 1, infer at T > 1" protocol
-of Spiking PointNet (Ren et al., NeurIPS 2023, arXiv:2310.06232; methods.md §2, §11 item 15).
+of Spiking PointNet (Ren et al., NeurIPS 2023, arXiv:2310.06232, "train at T = 1, test at T > 1";
+``docs/methods/pointnet_scheme.md``).
 
 **Why one pass is exact.** Run the model once at ``T_max`` and read out the first T steps:
 ``acc(T) = acc(argmax readout(z[:T]))``. This equals a separate evaluation at length T because a spiking network
