@@ -24,9 +24,10 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..encode import check_readout
 from ..encode import readout as _readout
 from ..models import ModelOutput
-from .base import Membranes, Objective, check_logits, check_readout, register_objective, reject_unknown
+from .base import Membranes, Objective, check_logits, register_objective, reject_unknown
 
 __all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "tet_loss"]
 
