@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from torch import Tensor, nn
 
@@ -106,12 +106,16 @@ def _unshared_geometry(m: nn.Module) -> SynapticGeometry:
 _EXTRA[UnsharedConv2d] = _unshared_geometry
 
 
+def _own_geometry(module: nn.Module) -> SynapticGeometry:
+    return cast(Synaptic, module).synaptic_geometry()
+
+
 def _extra_geometry(module: nn.Module) -> GeometryFn | None:
     for cls in type(module).__mro__:
         if cls in _EXTRA:
             return _EXTRA[cls]
     if isinstance(module, Synaptic):
-        return lambda m: m.synaptic_geometry()  # type: ignore[attr-defined]
+        return _own_geometry
     return None
 
 

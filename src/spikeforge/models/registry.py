@@ -32,7 +32,8 @@ class SpikingModel(nn.Module):
 
 def register_model(fn: F | None = None, *, name: str | None = None) -> Any:
     def wrap(f: F) -> F:
-        return _REGISTRY.add(name or f.__name__, f)
+        _REGISTRY.add(name or f.__name__, f)
+        return f
 
     return wrap(fn) if fn is not None else wrap
 
