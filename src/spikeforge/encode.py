@@ -20,7 +20,8 @@ INPUT_KINDS = ("static", "events", "points")
 def check_readout(readout: str) -> str:
     """The one readout check: ``readout`` must be ``'mean'`` or ``'sum'`` (returned unchanged)."""
     if readout not in READOUTS:
-        raise ValueError(f"readout must be 'mean' or 'sum', got {readout!r}")
+        raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r} (per-step logits are collapsed "
+                         "over T by 'mean' or 'sum')")
     return readout
 
 
