@@ -49,7 +49,7 @@ from .registry import SpikingModel, register_model
 
 __all__ = [
     "MODES", "DualConv2d", "DualBatchNorm2d", "DualAct", "DualLinear", "DualBasicBlock", "DualExit",
-    "BranchOutput", "JointOutputs", "JointASNN", "SNNExport", "joint_asnn_resnet18",
+    "BranchOutput", "JointOutputs", "JointASNN", "joint_asnn_resnet18",
 ]
 
 MODES = ("ann", "snn")
@@ -350,7 +350,7 @@ class JointASNN(SpikingModel):
         return ctx.fold(self.export_snn().eval(), None, ctx.name)
 
     @torch.no_grad()
-    def export_snn(self) -> SNNExport:
+    def export_snn(self) -> nn.Sequential:
         """The SNN branch alone as a plain spiking ResNet of library layers (``layers.Conv2d`` with the
         materialised ``W_snn``, time-shared BN, :class:`~spikeforge.neurons.Neuron`, ``layers.BasicBlock``,
         global average pool, ``layers.Linear``): no ANN parameters, no exits. Output: per-step logits."""
@@ -384,25 +384,13 @@ class JointASNN(SpikingModel):
         fc.weight.copy_(self.fc.weight_snn)
         fc.bias.copy_(self.fc.bias)
         mods += [AdaptiveAvgPool2d((1, 1)), Flatten(), fc]
-        model = SNNExport(mods, self.num_classes, names)
+        model = nn.Sequential(*mods)
+        model.num_classes = self.num_classes  # type: ignore[assignment]
+        model.input_kind = "static"  # type: ignore[assignment]
+        # the RenamesNeurons protocol (spikeforge.folding): neuron name here -> the neuron it copies in this model
+        model.source_neuron_names = dict(names)  # type: ignore[assignment]
         model.train(self.training)
         return model
-
-
-class SNNExport(nn.Sequential):
-    """The SNN branch of a :class:`JointASNN` as a plain spiking ResNet (:meth:`JointASNN.export_snn`).
-
-    ``source_neuron_names`` maps the qualified name of each neuron here to the neuron it copies in the dual-mode
-    model (the :class:`spikeforge.folding.RenamesNeurons` protocol, read by ``verify_fold``)."""
-
-    input_kind = "static"
-    num_classes: int
-    source_neuron_names: dict[str, str]
-
-    def __init__(self, modules: list[nn.Module], num_classes: int, source_neuron_names: dict[str, str]):
-        super().__init__(*modules)
-        self.num_classes = int(num_classes)
-        self.source_neuron_names = dict(source_neuron_names)
 
 
 def _export_conv(conv: DualConv2d) -> Conv2d:
