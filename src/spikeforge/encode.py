@@ -6,9 +6,48 @@ model (data pipeline / trainer), the readout after it (loss / evaluator).
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor
 
-__all__ = ["direct", "time_first", "readout", "READOUT_MODES"]
+__all__ = ["direct", "time_first", "readout", "READOUTS", "READOUT_MODES", "check_readout", "INPUT_KINDS",
+           "encoding_for", "for_kind", "input_kind"]
+
+READOUTS = ("mean", "sum", "log_softmax_mean")
+READOUT_MODES = READOUTS
+INPUT_KINDS = ("static", "events", "points")
+
+
+def check_readout(readout: str) -> str:
+    """The one readout check: ``readout`` must be ``'mean'``, ``'sum'`` or ``'log_softmax_mean'`` (returned
+    unchanged)."""
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r} (per-step logits are collapsed "
+                         "over T by 'mean' or 'sum' of the logits, or by the mean of their log-softmax)")
+    return readout
+
+
+def input_kind(model: Any) -> str:
+    """A model's ``input_kind`` (``static``, ``events`` or ``points``; ``static`` if unset), looking through a
+    DistributedDataParallel-style ``.module`` wrapper."""
+    inner = getattr(model, "module", model)
+    return str(getattr(inner, "input_kind", "static"))
+
+
+def encoding_for(kind: str) -> str:
+    """The one input-kind -> encoding choice: ``events`` -> ``'time_first'`` (frames carry their own T),
+    ``static`` / ``points`` -> ``'direct'`` (repeated T times)."""
+    if kind == "events":
+        return "time_first"
+    if kind in ("static", "points"):
+        return "direct"
+    raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
+
+
+def for_kind(x: Tensor, kind: str, T: int) -> Tensor:
+    """Batch-first data -> time-first model input by :func:`encoding_for`: static/points repeated T times (direct
+    encoding), event frames ``[B, T, 2, H, W]`` transposed to ``[T, B, 2, H, W]`` (their own T)."""
+    return time_first(x) if encoding_for(kind) == "time_first" else direct(x, T)
 
 
 def direct(x: Tensor, T: int) -> Tensor:
@@ -27,7 +66,6 @@ def time_first(x: Tensor) -> Tensor:
     return x.transpose(0, 1)
 
 
-READOUT_MODES = ("mean", "sum", "log_softmax_mean")
 
 
 def readout(logits: Tensor, mode: str = "mean") -> Tensor:
@@ -38,10 +76,9 @@ def readout(logits: Tensor, mode: str = "mean") -> Tensor:
         raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
     if logits.shape[0] == 0:
         raise ValueError(f"readout of T = 0 time steps (shape {tuple(logits.shape)}); a sequence needs T >= 1")
+    mode = check_readout(mode)
     if mode == "mean":
         return logits.mean(0)
     if mode == "sum":
         return logits.sum(0)
-    if mode == "log_softmax_mean":
-        return logits.log_softmax(-1).mean(0)
-    raise ValueError(f"readout mode must be one of {list(READOUT_MODES)}, got {mode!r}")
+    return logits.log_softmax(-1).mean(0)

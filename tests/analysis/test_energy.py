@@ -114,7 +114,7 @@ def _element_amplitude_net() -> nn.Sequential:
     _element_amplitude_net,
 ], ids=["mpbn", "ternary-layer-amplitude", "real-spike-channel", "real-spike-element"])
 def test_folded_and_unfolded_models_have_identical_energy(build):
-    fold_mod = pytest.importorskip("spikeforge.fold")
+    fold_mod = pytest.importorskip("spikeforge.folding")
     model = _randomise(build())
     folded = fold_mod.fold(model)
     x = torch.randn(8, 1, 8, 8, generator=torch.Generator().manual_seed(1))

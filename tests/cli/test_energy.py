@@ -16,7 +16,7 @@ from spikeforge.cli.main import main
 @pytest.fixture()
 def run_dir(tmp_path):
     """A minimal run directory in the trainer's layout: resolved recipe + final weights."""
-    from spikeforge.train.checkpoint import save_tensors
+    from spikeforge.runs import save_tensors
 
     torch.manual_seed(0)
     cfg = {"model": {"name": "mlp", "in_features": 64, "hidden": [16], "neuron": "ternary"},

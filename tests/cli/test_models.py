@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import spikeforge as sf
+from spikeforge.analysis import total_macs as count_macs
 from spikeforge.cli.main import main
-from spikeforge.models.complexity import count_macs, example_input
+from spikeforge.models.complexity import example_input
 
 
 def test_json_rows_match_the_modules(capsys):

@@ -1,4 +1,4 @@
-"""Joint A-SNN loss against a hand-written reference (methods.md §8)."""
+"""Joint A-SNN loss against a hand-written reference (docs/methods/joint_asnn.md)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 import spikeforge as sf
-from spikeforge.fold import fold, verify_fold
+from spikeforge.folding import fold, verify_fold
 from spikeforge.neurons import Neuron, observe
 
 

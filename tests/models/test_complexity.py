@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 import spikeforge as sf
+from spikeforge.analysis import total_macs as count_macs
 from spikeforge.models import model_entry
-from spikeforge.models.complexity import count_macs, count_parameters, example_input, input_shape_of
+from spikeforge.models.complexity import count_parameters, example_input, input_shape_of
 from spikeforge.neurons import base as neuron_base
 
 

@@ -143,7 +143,7 @@ def test_export_keeps_neuron_options_and_learned_neuron_state() -> None:
 
 
 def test_fold_accepts_the_export() -> None:
-    fold_pkg = pytest.importorskip("spikeforge.fold")
+    fold_pkg = pytest.importorskip("spikeforge.folding")
     model = _tiny()
     model.train()
     x = torch.randn(2, 4, 1, 8, 8) * 2
@@ -178,7 +178,7 @@ def test_fold_joint_model_is_its_folded_snn_export(neuron) -> None:
 
 
 def test_bn_weights_start_at_one_in_both_branches() -> None:
-    # official ASBatchNorm2d: two plain BNs, weight 1, bias 0 (methods.md §0; not tdBN's 0.5)
+    # official ASBatchNorm2d: two plain BNs, weight 1, bias 0 (docs/methods/joint_asnn.md; not tdBN's 0.5)
     model = _tiny()
     bns = [m for m in model.modules() if isinstance(m, DualBatchNorm2d)]
     assert bns

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import spikeforge as sf
-from spikeforge.fold import fold, verify_fold
+from spikeforge.folding import fold, verify_fold
 from spikeforge.layers import BasicBlock, Conv2d, MaxPool2d
 from spikeforge.neurons import Neuron
 

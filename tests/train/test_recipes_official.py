@@ -1,4 +1,4 @@
-"""Full-scale recipes carry the official set-ups (methods.md-level facts; deviations in docs/reproduction.md).
+"""Full-scale recipes carry the official set-ups (facts of docs/methods/*.md; deviations in docs/reproduction.md).
 
 Each assertion pins one hyper-parameter that a recipe once got wrong or that the official code fixes."""
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spikeforge import fold
-from spikeforge.fold import FoldError
+from spikeforge.folding import FoldError
 from spikeforge.losses import build_objective
 from spikeforge.models import create_model
 from spikeforge.neurons import Neuron
@@ -78,7 +78,7 @@ def test_pointnet_recipe_is_the_official_objective_optimiser_and_test() -> None:
 
 
 def test_rmp_recipes_start_at_the_lambda_of_the_group_code() -> None:
-    # methods.md §4: lambda(e) = 0.05 (1 + cos(pi e / N)) -> lambda(0) = 0.1
+    # docs/methods/rmp_loss.md: lambda(e) = 0.05 (1 + cos(pi e / N)) -> lambda(0) = 0.1
     for name in ("rmploss-cifar10", "rmploss-fmnist"):
         obj = build_objective(_cfg(name)["objective"])
         for p in (0.0, 0.25, 0.5, 1.0):

@@ -12,7 +12,7 @@ import pytest
 import torch
 import yaml
 
-from spikeforge.train.checkpoint import load_tensors
+from spikeforge.runs import load_tensors
 
 RECIPE = {
     "model": {"name": "mlp", "hidden": [16]},

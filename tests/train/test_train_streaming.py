@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from spikeforge.runs import load_tensors
 from spikeforge.train import Trainer, resume, train
 from spikeforge.train.batches import InMemoryBatches, ShardedBatchSampler, make_batch_source
-from spikeforge.train.checkpoint import load_tensors
 from spikeforge.train.config import resolve
 from spikeforge.train.distributed import DistInfo
 

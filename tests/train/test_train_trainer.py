@@ -9,8 +9,8 @@ import math
 import pytest
 import torch
 
+from spikeforge.runs import load_run, load_tensors, read_checkpoint
 from spikeforge.train import NonFiniteLossError, Trainer, resume, train
-from spikeforge.train.checkpoint import load_run, load_tensors, read_checkpoint
 from spikeforge.train.config import resolve
 
 

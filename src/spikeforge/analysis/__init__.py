@@ -10,14 +10,15 @@
 See ``docs/analysis.md`` for the definitions.
 """
 
-from .energy import E_AC_PJ, E_MAC_PJ, EnergyReport, LayerEnergy, MacCount, count_macs, energy_report, measure
+from .energy import E_AC_PJ, E_MAC_PJ, EnergyReport, LayerEnergy, energy_report, measure
+from .macs import MacCount, count_macs, total_macs
 from .monitor import Monitor, MonitorResult, NeuronRecord, Reservoir, SynapseRecord
 from .ops import dense_macs, is_synaptic, register_synaptic, sops, spike_events, synaptic_geometry
 from .plots import plot_firing_rates, plot_membrane_histograms, plot_raster
 
 __all__ = [
     "E_AC_PJ", "E_MAC_PJ", "EnergyReport", "LayerEnergy", "MacCount", "Monitor", "MonitorResult", "NeuronRecord",
-    "Reservoir", "SynapseRecord", "count_macs", "dense_macs", "energy_report", "is_synaptic", "measure",
+    "Reservoir", "SynapseRecord", "count_macs", "total_macs", "dense_macs", "energy_report", "is_synaptic", "measure",
     "plot_firing_rates", "plot_membrane_histograms", "plot_raster", "register_synaptic", "sops", "spike_events",
     "synaptic_geometry",
 ]

@@ -1,4 +1,4 @@
-"""Energy estimate of a spiking network from measured operation counts, and MAC counting.
+"""Energy estimate of a spiking network from measured operation counts.
 
     E_SNN = E_MAC · MACs(synaptic layers with real-valued input) + E_AC · SOPs(synaptic layers with spike input)
     E_ANN = E_MAC · MACs(every synaptic layer, one evaluation)
@@ -11,7 +11,8 @@ Conventions (all numbers are **per sample**, i.e. per inference of one input ove
 
 * the SNN is charged for what it executes at every time step: SOPs summed over the T steps, and the dense MACs of
   real-valued-input layers at each step (a direct-encoded image is fed to the first conv T times, as the
-  model runs; methods.md §1 "the first (encoding) layer counts as MAC");
+  model runs; Ternary Spike arXiv:2312.06372: "the first (encoding) layer counts as MAC";
+  ``docs/analysis.md``);
 * the ANN-equivalent is the same architecture evaluated once (no time dimension) with dense MACs everywhere:
   ``ann_macs`` = dense MACs of one time step, ``ann_energy_pj = E_MAC · ann_macs``;
 * SOPs and MACs are defined in :mod:`spikeforge.analysis.ops`; the spike-input decision in
@@ -27,9 +28,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..encode import direct, time_first
+from ..encode import direct, encoding_for, input_kind, time_first
+from .macs import MacCount, count_macs
 from .monitor import Monitor, MonitorResult
-from .ops import dense_macs, is_synaptic, synaptic_geometry
 
 __all__ = ["E_MAC_PJ", "E_AC_PJ", "LayerEnergy", "EnergyReport", "energy_report", "measure", "MacCount",
            "count_macs"]
@@ -152,8 +153,7 @@ def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, e
     ``sop_mode`` is passed to :class:`Monitor`.
     """
     if encoding == "auto":
-        kind = getattr(model, "input_kind", "static")
-        encoding = "time_first" if kind == "events" else "direct"
+        encoding = encoding_for(input_kind(model))
     dev = torch.device(device) if device is not None else _first_param_device(model)
     was_training = model.training
     model.eval()
@@ -173,55 +173,3 @@ def measure(model: nn.Module, batches: Iterable[Any], T: int | None = None, *, e
     if seen == 0:
         raise ValueError("measure() got no batches")
     return energy_report(mon.result(), e_mac, e_ac)
-
-
-@dataclass
-class MacCount:
-    """Dense MACs of every synaptic layer for **one sample and one time step** (= the ANN-equivalent)."""
-
-    layers: dict[str, int]
-    total: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"layers": dict(self.layers), "total": self.total}
-
-
-def count_macs(model: nn.Module, x: Tensor | tuple[int, ...]) -> MacCount:
-    """Dense MACs per synaptic layer for one sample and one time step, measured by running the model once.
-
-    ``x`` is an input ``[T, B, ...]`` (counts are divided by T·B) or a per-sample shape such as ``(3, 32, 32)``
-    (a zero input ``[1, 1, *shape]`` is used). The model runs in eval mode without gradients; its mode is
-    restored. Bias additions are not counted (see :mod:`spikeforge.analysis.ops`).
-    """
-    dev = _first_param_device(model)
-    if not isinstance(x, Tensor):
-        shape = tuple(int(v) for v in x)
-        if not shape or min(shape) < 1:
-            raise ValueError(f"a per-sample input shape needs positive sizes, got {x!r}")
-        x = torch.zeros((1, 1) + shape, device=dev)
-    if x.ndim < 3:
-        raise ValueError(f"count_macs expects a time-first input [T, B, ...], got shape {tuple(x.shape)}")
-    counts: dict[str, int] = {}
-    handles = []
-    for name, mod in model.named_modules():
-        if is_synaptic(mod):
-            geom = synaptic_geometry(mod)
-            counts[name] = 0
-
-            def hook(m: nn.Module, args: tuple[Any, ...], out: Any, _n: str = name, _g: Any = geom) -> None:
-                if isinstance(out, Tensor):
-                    counts[_n] += dense_macs(_g, out)
-
-            handles.append(mod.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    steps = int(x.shape[0]) * int(x.shape[1])
-    per = {k: v // steps for k, v in counts.items()}
-    return MacCount(per, sum(per.values()))

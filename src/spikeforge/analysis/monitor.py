@@ -9,7 +9,9 @@ ternary −1 spike counts as firing), fraction of −1 spikes among spikes, a bo
 values compared with the threshold (``fire_input``, detached; Algorithm R, Vitter 1985), threshold range, and the
 spike train of a few neurons of the first sample for rasters.
 
-Per synaptic layer: dense MACs and SOPs (:mod:`spikeforge.analysis.ops`). Whether a layer's input is made of spikes
+Per synaptic layer: dense MACs and SOPs (:mod:`spikeforge.analysis.ops`); a module counting its own MACs
+(:class:`~spikeforge.layers.synaptic.MacCounted`, PointNet's point transforms) is charged those as MACs.
+Whether a layer's input is made of spikes
 is decided per call, first by **provenance** — the input is (a view of) a ``Neuron`` output of the same forward,
 or the output of a shape-only layer (Flatten/Identity/Dropout), average pool or max pool applied to such a tensor —
 then by the exact **value rule** of :func:`spikeforge.analysis.ops.spike_events`. Provenance is what makes
@@ -34,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..layers.synaptic import call_macs, is_mac_counted
 from ..neurons import Neuron, observe
 from .ops import SynapticGeometry, dense_macs, is_synaptic, pair_sizes, sops, spike_events, synaptic_geometry
 
@@ -161,11 +164,12 @@ class NeuronRecord:
 
 @dataclass
 class SynapseRecord:
-    """Operation counts of one synaptic layer, summed over calls."""
+    """Operation counts of one synaptic layer, summed over calls. ``geometry`` is None for a module that counts
+    its own multiply-accumulates (:class:`~spikeforge.layers.synaptic.MacCounted`), always charged as MACs."""
 
     name: str
     layer_type: str
-    geometry: SynapticGeometry
+    geometry: SynapticGeometry | None
     dense_macs: int = 0  # what a dense evaluation executes (every call)
     sops: float = 0.0  # accumulations for the calls with spike input
     charged_macs: int = 0  # dense MACs of the calls with real-valued input
@@ -349,6 +353,8 @@ class Monitor:
                 self._reservoirs[n] = Reservoir(self.reservoir_size, self.seed + zlib_crc(n))
             elif is_synaptic(m):
                 self._synapses[n] = SynapseRecord(n or type(m).__name__, type(m).__name__, synaptic_geometry(m))
+            elif is_mac_counted(m):
+                self._synapses[n] = SynapseRecord(n or type(m).__name__, type(m).__name__, None)
 
     def attach(self) -> Monitor:
         """Register the hooks (idempotent)."""
@@ -362,7 +368,7 @@ class Monitor:
         for name, mod in m.named_modules():
             if isinstance(mod, Neuron):
                 self._handles.append(mod.register_forward_hook(self._on_neuron_output))
-            elif is_synaptic(mod):
+            elif is_synaptic(mod) or is_mac_counted(mod):
                 self._handles.append(mod.register_forward_hook(self._make_synapse_hook(name)))
             elif isinstance(mod, _SHAPE_ONLY + _AVG_POOLS + _MAX_POOLS):
                 self._handles.append(mod.register_forward_hook(self._on_passthrough))
@@ -471,6 +477,12 @@ class Monitor:
             rec = self._synapses[name]
             with torch.no_grad():
                 x = args[0]
+                if rec.geometry is None:  # a module counting its own MACs (e.g. a learned point transform)
+                    macs = int(call_macs(module, args, out) or 0)
+                    rec.dense_macs += macs
+                    rec.real_calls += 1
+                    rec.charged_macs += macs
+                    return
                 macs = dense_macs(rec.geometry, out)
                 rec.dense_macs += macs
                 ev = self._input_events(x)

@@ -1,12 +1,14 @@
 """Operation counting for synaptic layers: dense MACs, synaptic operations (SOPs) and the spike-input test.
 
 Definitions (per forward call of one synaptic layer — ``Conv1d/2d/3d``, ``Linear``, the ``spikeforge.layers``
-subclasses, and the locally connected ``spikeforge.layers.unshared.UnsharedConv2d``):
+subclasses, the locally connected ``spikeforge.layers.unshared.UnsharedConv2d`` and any module describing itself
+through the :class:`~spikeforge.layers.synaptic.Synaptic` protocol; geometry and dense MACs are defined in
+:mod:`spikeforge.layers.synaptic`, re-exported here):
 
 * **dense MACs** = output elements × fan-in, i.e. ``out.numel() · (C_in / groups) · prod(kernel)`` for a conv and
   ``out.numel() · in_features`` for a linear layer. Bias additions are not counted (nor BN, which folds into the
   weights at inference, nor neuron updates) — the convention of the energy estimates in the Ternary Spike / Real Spike /
-  MPBN papers (methods.md §1, §11.20).
+  MPBN papers (arXiv:2312.06372, 2210.06686, 2308.08359; ``docs/analysis.md``).
 * **SOPs** (synaptic operations, accumulations actually needed) = Σ over input elements of ``n_i · fanout_i`` where
   ``n_i`` is the number of spike events at input element ``i`` (1 for a spike of either sign, so a −1 spike costs one
   subtraction; an integer count for sums/pools of spikes) and ``fanout_i`` the number of (output position, output
@@ -25,138 +27,15 @@ dense MACs. The monitor adds provenance on top of this rule (see :mod:`spikeforg
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from collections.abc import Sequence
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from ..layers.synaptic import SynapticGeometry, dense_macs, is_synaptic, register_synaptic, synaptic_geometry
 
 __all__ = ["SynapticGeometry", "synaptic_geometry", "is_synaptic", "register_synaptic", "dense_macs", "sops",
            "spike_events", "axis_fanout"]
-
-
-@dataclass(frozen=True)
-class SynapticGeometry:
-    """What the counters need to know about a synaptic layer.
-
-    ``kind`` is ``'linear'``, ``'conv'`` or ``'unshared'``; ``spatial_dims`` is 0 for linear layers; ``pad`` holds
-    ``(left, right)`` per spatial axis in axis order.
-    """
-
-    kind: str
-    in_channels: int
-    out_channels: int
-    groups: int = 1
-    kernel: tuple[int, ...] = ()
-    stride: tuple[int, ...] = ()
-    dilation: tuple[int, ...] = ()
-    pad: tuple[tuple[int, int], ...] = ()
-    padding_mode: str = "zeros"
-
-    @property
-    def spatial_dims(self) -> int:
-        return len(self.kernel)
-
-    @property
-    def fan_in(self) -> int:
-        return (self.in_channels // self.groups) * math.prod(self.kernel)
-
-
-GeometryFn = Callable[[nn.Module], SynapticGeometry]
-_EXTRA: dict[type, GeometryFn] = {}
-_BUILTINS_LOADED = False
-
-
-def register_synaptic(cls: type, geometry: GeometryFn) -> None:
-    """Count a custom synaptic layer type (one that is not a torch Conv/Linear subclass).
-
-    ``geometry(module)`` returns its :class:`SynapticGeometry`; the layer must map its input to its output like
-    the conv/linear layer that geometry describes (input channels on dim ``-(spatial + 1)``).
-    """
-    if not isinstance(cls, type) or not issubclass(cls, nn.Module):
-        raise TypeError(f"register_synaptic needs an nn.Module subclass, got {cls!r}")
-    _EXTRA[cls] = geometry
-
-
-def _conv_attrs(m: nn.Module, d: int) -> SynapticGeometry:
-    conv: Any = m  # a torch conv or a conv-like library layer: its attributes are read duck-typed
-
-    def tup(v: Any) -> tuple[int, ...]:  # an int-like or a tuple/list of them
-        return tuple(int(u) for u in v) if isinstance(v, (tuple, list)) else (int(v),) * d
-
-    pad = tup(conv.padding)
-    return SynapticGeometry("conv", int(conv.in_channels), int(conv.out_channels), int(getattr(conv, "groups", 1)),
-                            tup(conv.kernel_size), tup(conv.stride), tup(getattr(conv, "dilation", 1)),
-                            tuple((p, p) for p in pad))
-
-
-def _load_builtins() -> None:
-    """Library layers that are not torch Conv/Linear subclasses (imported lazily; each is optional)."""
-    global _BUILTINS_LOADED
-    if _BUILTINS_LOADED:
-        return
-    _BUILTINS_LOADED = True
-    try:  # locally connected conv of the element-wise amplitude fold
-        from ..layers.unshared import UnsharedConv2d
-
-        def unshared_geometry(m: nn.Module) -> SynapticGeometry:
-            u = cast(UnsharedConv2d, m)  # registered for UnsharedConv2d only
-            return SynapticGeometry("unshared", u.in_channels, u.out_channels, u.groups, tuple(u.kernel_size),
-                                    tuple(u.stride), tuple(u.dilation), tuple((int(p), int(p)) for p in u.padding))
-
-        _EXTRA.setdefault(UnsharedConv2d, unshared_geometry)
-    except ImportError:  # pragma: no cover - depends on the tree state
-        pass
-    try:  # Joint A-SNN dual-mode layers (SVD-factorised conv, separate ANN/SNN linear weights)
-        from ..models.joint_asnn import DualConv2d, DualLinear
-
-        _EXTRA.setdefault(DualConv2d, lambda m: _conv_attrs(m, 2))
-        def dual_linear_geometry(m: nn.Module) -> SynapticGeometry:
-            weight = cast(DualLinear, m).weight_snn  # registered for DualLinear only
-            return SynapticGeometry("linear", int(weight.shape[1]), int(weight.shape[0]))
-
-        _EXTRA.setdefault(DualLinear, dual_linear_geometry)
-    except ImportError:  # pragma: no cover - depends on the tree state
-        pass
-
-
-def _extra_geometry(module: nn.Module) -> GeometryFn | None:
-    _load_builtins()
-    for cls in type(module).__mro__:
-        if cls in _EXTRA:
-            return _EXTRA[cls]
-    return None
-
-
-def is_synaptic(module: nn.Module) -> bool:
-    """True for the layers whose operations are counted: torch Conv1d/2d/3d and Linear (with subclasses),
-    the unshared conv, Joint A-SNN's dual-mode conv/linear and types added with :func:`register_synaptic`."""
-    return isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)) or _extra_geometry(module) is not None
-
-
-def synaptic_geometry(module: nn.Module) -> SynapticGeometry:
-    """The :class:`SynapticGeometry` of a synaptic layer; a clear error for anything else."""
-    if isinstance(module, nn.Linear):
-        return SynapticGeometry("linear", module.in_features, module.out_features)
-    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        d = len(module.kernel_size)
-        rev = module._reversed_padding_repeated_twice  # (last-axis left, right, ..., first-axis left, right)
-        pad = tuple((int(rev[2 * (d - 1 - a)]), int(rev[2 * (d - 1 - a) + 1])) for a in range(d))
-        return SynapticGeometry("conv", module.in_channels, module.out_channels, module.groups,
-                                tuple(module.kernel_size), tuple(module.stride), tuple(module.dilation), pad,
-                                module.padding_mode)
-    fn = _extra_geometry(module)
-    if fn is not None:
-        return fn(module)
-    raise TypeError(f"{type(module).__name__} is not a synaptic layer (Conv1d/2d/3d, Linear, UnsharedConv2d, or "
-                    "a type added with spikeforge.analysis.register_synaptic)")
-
-
-def dense_macs(geom: SynapticGeometry, output: Tensor) -> int:
-    """Multiply-accumulates executed by a dense evaluation producing ``output`` (bias not counted)."""
-    return int(output.numel()) * geom.fan_in
 
 
 def axis_fanout(size: int, kernel: int, stride: int, dilation: int, device: torch.device | None = None) -> Tensor:

@@ -1,6 +1,7 @@
 """LIF forward+backward benchmark: spikeforge (fused and reference) against an eager loop and peer libraries.
 
-Every library runs the *same* neuron (methods.md §0 LIF, the anchors' §5 benchmark fixed):
+Every library runs the *same* neuron (the group's LIF, ``docs/methods/neurons.md``; the benchmark
+set-up is fixed):
 
     h_t = decay * v_{t-1} + x_t,   s_t = H(h_t - V_th),   v_t = h_t (1 - s_t)      (hard reset to 0)
 

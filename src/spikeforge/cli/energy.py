@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from ..analysis.energy import E_AC_PJ, E_MAC_PJ
+from ..encode import encoding_for
 from ._args import nonnegative_float, positive_int
 
 
@@ -66,7 +67,7 @@ def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module | None, dict[
     if args.run_dir and args.model:
         raise ValueError("give either RUN_DIR or --model, not both")
     if args.run_dir:
-        from ..train.checkpoint import load_run
+        from ..runs import load_run
 
         return load_run(args.run_dir, args.which)
     if not args.model:
@@ -76,7 +77,7 @@ def _load_model(args: argparse.Namespace) -> tuple[torch.nn.Module | None, dict[
 
 
 def _build_fresh(cfg: dict[str, Any], split: Any) -> torch.nn.Module:
-    from ..train.builders import build_model, fill_model_from_data
+    from ..runs import build_model, fill_model_from_data
 
     if split is not None:
         fill_model_from_data(cfg, split)
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         model = _build_fresh(cfg, split)
     T = args.T if args.T is not None else int(cfg.get("eval_T") or cfg.get("T") or 4)
-    encoding = "time_first" if kind == "events" else "direct"
+    encoding = encoding_for(kind)
     report = measure(model, _batches(x, args.batch_size, args.batches), T=T, encoding=encoding, e_mac=args.e_mac,
                      e_ac=args.e_ac, seed=args.seed, sop_mode=args.sop_mode)
     if args.json:

@@ -28,8 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import data
     from ..analysis.memory import check_fits
-    from ..train.builders import build_objective, encode_input, input_kind
-    from ..train.checkpoint import load_run
+    from ..encode import for_kind, input_kind
+    from ..runs import load_run
+    from ..train.builders import build_objective
     from ..train.finalize import sweep
     from ..train.trainer import evaluate, resolve_device
 
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                          f"({test.x.shape[1]} here); use --sweep to evaluate prefixes")
     steps = args.sweep or T
     batch = min(args.batch_size, len(test))
-    one = encode_input(test.x[:1].to(device), kind, 1)  # events: all their frames, so no T factor
+    one = for_kind(test.x[:1].to(device), kind, 1)  # events: all their frames, so no T factor
     check_fits(model, one, 1 if kind == "events" else steps, batch, device, f"evaluating at T={steps}")
     result: dict = {"path": args.path, "dataset": d["name"], "test_samples": len(test), "T": T, "votes": votes}
     if args.sweep:

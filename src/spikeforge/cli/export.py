@@ -28,8 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def folded_run(run_dir: str, which: str | None, T: int | None) -> tuple[Any, Any, Any, dict[str, Any], int]:
     """``(model, folded, example input [T, 2, ...], recipe, T)`` of a trained run."""
     from .. import data, fold
+    from ..runs import load_run
     from ..train.builders import encode_input, input_kind
-    from ..train.checkpoint import load_run
 
     model, cfg = load_run(run_dir, which)
     d = cfg["data"]

@@ -22,15 +22,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import data
-    from ..train.builders import encode_input, input_kind
-    from ..train.checkpoint import load_run, save_tensors, update_run_manifest
+    from ..encode import for_kind, input_kind
+    from ..runs import load_run, save_tensors, update_run_manifest
     from ..train.finalize import fold_and_verify
 
     out = writable_file(args.out if args.out else Path(args.run_dir) / "folded.safetensors")
     model, cfg = load_run(args.run_dir, args.which)
     d = cfg["data"]
     test = data.get(d["name"], "test", root=d.get("root"), limit=args.samples, **dict(d.get("options") or {}))
-    x = encode_input(test.x[:args.samples], input_kind(model), cfg.get("eval_T") or cfg["T"])
+    x = for_kind(test.x[:args.samples], input_kind(model), cfg.get("eval_T") or cfg["T"])
     folded, dev = fold_and_verify(model, x)
     save_tensors(out, folded.state_dict())
     from ..interop import graph_from_module, save_inference

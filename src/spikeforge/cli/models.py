@@ -1,6 +1,7 @@
 """``spikeforge models``: the registered architectures with parameter counts and dense MACs/FLOPs.
 
-MACs are counted on the real modules (forward hooks, :func:`spikeforge.models.complexity.count_macs`) for one
+MACs are counted on the real modules (forward hooks, :func:`spikeforge.analysis.count_macs`, the count
+``spikeforge energy`` reports as ``ann_macs``) for one
 sample at T = 1 on the model's default input size; FLOPs = 2 × MACs. A spiking network executes most of these as
 accumulates on spikes (SOPs), which depend on the firing rates — see ``spikeforge.analysis`` for those.
 """
@@ -19,6 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list registered models with parameter counts and MACs/FLOPs")
     p.add_argument("names", nargs="*", help="only these models")
     p.add_argument("--num-classes", type=positive_int, default=None, help="override each model's default class count")
+    p.add_argument("--model-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="model option (YAML value) for every listed model, repeatable, e.g. --model-opt width=0.5")
     p.add_argument("--no-macs", action="store_true", help="skip the forward pass that counts MACs")
     p.add_argument("--json", action="store_true", help="print one JSON object per model")
     p.set_defaults(func=run)
@@ -33,7 +36,8 @@ def _fmt(n: int | None) -> str:
     return str(n)
 
 
-def describe(name: str, num_classes: int | None = None, macs: bool = True) -> dict:
+def describe(name: str, num_classes: int | None = None, macs: bool = True,
+             options: dict | None = None) -> dict:
     """``{model, input_kind, input_shape, params, macs, flops}`` of a registered model at its defaults.
 
     The model is built and run on the ``meta`` device (shapes only, no memory or compute), falling back to the
@@ -42,7 +46,9 @@ def describe(name: str, num_classes: int | None = None, macs: bool = True) -> di
     from ..models import model_entry
 
     factory = model_entry(name)
-    kw = {} if num_classes is None else {"num_classes": num_classes}
+    kw = dict(options or {})
+    if num_classes is not None:
+        kw["num_classes"] = num_classes
     try:
         return _describe_on(torch.device("meta"), name, factory, kw, macs)
     except (RuntimeError, NotImplementedError):
@@ -50,8 +56,9 @@ def describe(name: str, num_classes: int | None = None, macs: bool = True) -> di
 
 
 def _describe_on(device: torch.device, name: str, factory, kw: dict, macs: bool) -> dict:
+    from ..analysis import count_macs
     from ..models import create_model
-    from ..models.complexity import count_macs, count_parameters, example_input, input_shape_of
+    from ..models.complexity import count_parameters, example_input, input_shape_of
     from ..neurons import base as neuron_base
 
     with device:
@@ -63,7 +70,7 @@ def _describe_on(device: torch.device, name: str, factory, kw: dict, macs: bool)
         saved = neuron_base._VALIDATE
         neuron_base.set_input_validation(device.type != "meta" and saved)
         try:
-            n_macs = int(count_macs(model, example_input(shape, T=1, batch=1, device=device)))  # type: ignore[arg-type]
+            n_macs = count_macs(model, example_input(shape, T=1, batch=1, device=device)).total
         finally:
             neuron_base.set_input_validation(saved)
     return {
@@ -79,6 +86,7 @@ def _describe_on(device: torch.device, name: str, factory, kw: dict, macs: bool)
 
 def run(args: argparse.Namespace) -> int:
     from ..models import list_models
+    from .energy import _options
 
     names = args.names or list_models()
     known = set(list_models())
@@ -90,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{'model':<{w}} {'input':<8} {'shape [T=1,B=1]':<18} {'classes':>7} {'params':>12} {'MACs':>9} "
               f"{'FLOPs':>9}")
     for name in names:
-        d = describe(name, args.num_classes, macs=not args.no_macs)
+        d = describe(name, args.num_classes, macs=not args.no_macs, options=_options(args.model_opt, "--model-opt"))
         if args.json:
             print(json.dumps(d))
             continue

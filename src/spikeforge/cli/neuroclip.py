@@ -75,11 +75,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_neuroclip_config(args.recipe, args.overrides, **settings)
     if cfg.protocol != args._protocol:
         raise ValueError(f"recipe {args.recipe} is a {cfg.protocol} recipe; run `spikeforge neuroclip {cfg.protocol}`")
-    try:
-        from ..interop.clip import load_clip
-    except ImportError as exc:  # pragma: no cover - transformers is a dependency of the clip extra
-        print(f"spikeforge neuroclip: error: {exc}", file=sys.stderr)
-        return 2
+    from ..interop.clip import load_clip  # imports transformers only when a model is loaded
+
     try:
         clip = load_clip(args.clip, allow_download=args.allow_download,
                          device="cuda" if cfg.device == "auto" and _cuda() else

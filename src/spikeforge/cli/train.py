@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..runs import CheckpointError
     from ..train import NonFiniteLossError, resume, train
-    from ..train.checkpoint import CheckpointError
 
     try:
         if args.resume:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..registry import Registry
 from . import event_datasets as evd
 from . import imagefolder, static
 from .base import DatasetSplit, Kind, candidate_dirs, file_fingerprint, find_dir, npz_cache
@@ -62,7 +63,7 @@ class DatasetSpec:
         return not self.dirnames and not self.needs_root and not self.requires
 
 
-REGISTRY: dict[str, DatasetSpec] = {}
+REGISTRY: Registry[str, DatasetSpec] = Registry("dataset")
 
 
 def register(spec: DatasetSpec) -> DatasetSpec:

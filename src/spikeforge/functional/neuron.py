@@ -17,7 +17,8 @@ Dynamics (``v_{-1}`` is the initial membrane ``v0``)::
              v_t = h_t - c s_t,  c = V_th or a constant      soft (reset by subtraction)
              v_t = h_t                                       none
 
-The group's LIF (methods.md §0) is ``decay = 0.25, V_th = 0.5``, hard reset to 0. ``tau`` users convert with
+The group's LIF (the shared set-up of arXiv:2312.06372, 2308.08359, 2305.02099; ``docs/methods/neurons.md``) is
+``decay = 0.25, V_th = 0.5``, hard reset to 0. ``tau`` users convert with
 ``decay = 1 - 1/tau`` (SpikingJelly's ``decay_input=True`` form is ``gain = 1/tau = 1 - decay``).
 The backward of H is the surrogate ``g'(r_t - V_th) * phi'(h_t)``; for ternary spikes the surrogate is
 applied symmetrically, ``ds/dh = g'(|h| - V_th)``.

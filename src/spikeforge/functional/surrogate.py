@@ -5,7 +5,8 @@ Every surrogate is a *straight-through* pair: the forward value is the hard spik
 uses ``g'(z)``, the derivative of a smooth stand-in ``g`` for ``H``. ``smooth`` exposes ``g`` itself so
 that tests can compare ``grad`` with autograd and ``torch.autograd.gradcheck``.
 
-Families (see ``docs/methods.md`` of the research line, §0):
+Families (the surrogates of the papers' set-up sections, e.g. MPBN arXiv:2308.08359 §4 "Experiments",
+Spiking PointNet arXiv:2310.06232; ``docs/methods/neurons.md``):
 
 * ``rectangular`` (STBP; Joint A-SNN, NeuroCLIP): ``g'(z) = 1[|z| < w/2] / w``.
 * ``ste`` (straight-through clamp; InfLoR, Ternary Spike): ``g(z) = clamp(z/w + 1/2, 0, 1)``,
@@ -27,6 +28,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..registry import Registry
+
 __all__ = ["Surrogate", "surrogate", "list_surrogates", "register_surrogate"]
 
 _GradFn = Callable[[Tensor, float], Tensor]
@@ -42,14 +45,12 @@ class _Family:
     doc: str
 
 
-_FAMILIES: dict[str, _Family] = {}
+_FAMILIES: Registry[str, _Family] = Registry("surrogate")
 
 
 def register_surrogate(name: str, *, grad: _GradFn, smooth: _SmoothFn, param: str, default: float, doc: str) -> None:
     """Add a surrogate family. ``grad(z, p)`` must be the derivative of ``smooth(z, p)``."""
-    if name in _FAMILIES:
-        raise ValueError(f"surrogate {name!r} is already registered")
-    _FAMILIES[name] = _Family(grad, smooth, param, default, doc)
+    _FAMILIES.add(name, _Family(grad, smooth, param, default, doc))
 
 
 def list_surrogates() -> list[str]:

@@ -220,7 +220,7 @@ class InferenceNetwork(nn.Module):
                           decay_input=op.decay_input)
         decay = torch.tensor(op.decay, dtype=x.dtype, device=x.device)
         s, _, _ = multistep(x, spec, decay=decay, threshold=thr, v0=v0, threshold_low=low,
-                            backend=op.backend)  # type: ignore[arg-type]
+                            backend=op.backend)
         return s
 
 

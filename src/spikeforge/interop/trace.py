@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..fold import StepAffine
+from ..folding import StepAffine
 from ..layers.unshared import UnsharedConv2d
 from ..neurons import Neuron
 from . import graph as g

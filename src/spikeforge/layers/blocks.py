@@ -111,7 +111,7 @@ class BasicBlock(nn.Module):
     roles such as ``{"down.bn2": 0.5}``). ``shortcut_neuron`` configures the SEW shortcut's neuron (default: the
     block's ``neuron``). ``join`` is how a SEW block joins its two spike tensors: ``add`` (the SEW ADD) or ``cat``
     (concatenated along channels: the folded form of addends with different amplitudes, whose consumers hold one
-    weight slice per addend, see :mod:`spikeforge.fold.rules_blocks`).
+    weight slice per addend, see :mod:`spikeforge.folding.rules_blocks`).
     """
 
     expansion = 1

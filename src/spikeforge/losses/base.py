@@ -41,8 +41,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ..encode import READOUTS
 from ..encode import readout as _readout
 from ..neurons import Neuron, observe, spiking_neurons
+from ..registry import Registry
 
 __all__ = [
     "Objective", "Membranes", "collect_membranes", "normalised_membrane", "build_objective",
@@ -50,7 +52,6 @@ __all__ = [
 ]
 
 Membranes = list[tuple[str, Tensor]]
-READOUTS = ("mean", "sum", "log_softmax_mean")
 
 
 def normalised_membrane(neuron: Neuron, fire_input: Tensor) -> Tensor:
@@ -85,13 +86,6 @@ def collect_membranes(model: nn.Module, record: Callable[[Neuron, Tensor, Tensor
 
     with observe(model, hook):
         yield out
-
-
-def check_readout(readout: str) -> str:
-    if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {list(READOUTS[:2])} (over logits) or 'log_softmax_mean' (mean "
-                         f"of per-step log-probabilities, Spiking PointNet), got {readout!r}")
-    return readout
 
 
 def check_logits(logits: Any, what: str = "model output") -> Tensor:
@@ -168,15 +162,12 @@ class Objective:
 
 # --- registry -------------------------------------------------------------------------------------------
 
-_OBJECTIVES: dict[str, Callable[..., Objective]] = {}
+_OBJECTIVES: Registry[str, Callable[..., Objective]] = Registry("objective")
 
 
 def register_objective(name: str) -> Callable[[Callable[..., Objective]], Callable[..., Objective]]:
     def wrap(factory: Callable[..., Objective]) -> Callable[..., Objective]:
-        if name in _OBJECTIVES:
-            raise ValueError(f"objective {name!r} is already registered")
-        _OBJECTIVES[name] = factory
-        return factory
+        return _OBJECTIVES.add(name, factory)
 
     return wrap
 
@@ -206,9 +197,7 @@ def build_objective(cfg: dict[str, Any] | str | Objective | None = None, **overr
     name = opts.pop("name", None)
     if name is None:
         raise ValueError(f"objective config needs a 'name'; choose one of {sorted(_OBJECTIVES)}")
-    if name not in _OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; choose one of {sorted(_OBJECTIVES)}")
-    return _OBJECTIVES[name](**opts)
+    return _OBJECTIVES.lookup(name)(**opts)
 
 
 def reject_unknown(name: str, opts: dict[str, Any], valid: set[str] | list[str]) -> None:

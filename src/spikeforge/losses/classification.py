@@ -15,7 +15,8 @@
 
 Both take ``feature_transform_weight`` (w): ``L += w·model.feature_transform_regularizer()`` — PointNet's
 ``mean ‖I − A Aᵀ‖_F`` on the feature transform of the same forward call (Spiking PointNet uses w = 0.001,
-methods.md §2). The objective's forward then returns a :class:`RegularizedOutput`.
+arXiv:2310.06232, "Spiking PointNet"; ``docs/methods/pointnet_scheme.md``). The objective's forward then returns a
+:class:`RegularizedOutput`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..encode import check_readout
 from ..encode import readout as _readout
-from .base import Membranes, Objective, check_logits, check_readout, register_objective, reject_unknown
+from ..models import ModelOutput
+from .base import Membranes, Objective, check_logits, register_objective, reject_unknown
 
 __all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "readout_loss", "tet_loss"]
 
@@ -75,15 +78,18 @@ class CrossEntropyObjective(Objective):
         self.feature_transform_weight = float(feature_transform_weight)
 
     def forward(self, model: nn.Module, x: Tensor) -> Any:
-        out = model(x)
         if not self.feature_transform_weight:
-            return out
+            return model(x)
         inner = getattr(model, "module", model)  # DistributedDataParallel wraps the model
         regularizer = getattr(inner, "feature_transform_regularizer", None)
         if regularizer is None:
             raise ValueError(f"feature_transform_weight needs a model with feature_transform_regularizer() "
                              f"(PointNet); {type(inner).__name__} has none")
-        return RegularizedOutput(out, regularizer())
+        out = model(x, aux=True)  # the feature transform of this call, explicitly
+        if not isinstance(out, ModelOutput):
+            raise TypeError(f"{type(inner).__name__}(x, aux=True) must return a ModelOutput, got {type(out).__name__}")
+        transform = out.need("feature_transform", "feature_transform_weight")
+        return RegularizedOutput(out.logits, regularizer(transform=transform))
 
     def logits(self, outputs: Any) -> Tensor:
         return super().logits(outputs.logits if isinstance(outputs, RegularizedOutput) else outputs)

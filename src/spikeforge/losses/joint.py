@@ -1,4 +1,5 @@
-"""The Joint A-SNN objective (Guo et al., arXiv:2305.02099; methods.md §8; official code yfguo91/Joint-A-SNN).
+"""The Joint A-SNN objective (Guo et al., arXiv:2305.02099, "Joint A-SNN" loss;
+``docs/methods/joint_asnn.md``; official code yfguo91/Joint-A-SNN).
 
 With exits e ∈ {final, 1, 2, 3}, ANN logits ``z_ann^e``, SNN logits ``z_snn^e`` summed over T, pooled features
 ``f^e`` (SNN summed over T), temperature τ = 3, α = 0.1, β = 1e-6::
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..models import ModelOutput
 from .base import Membranes, Objective, check_logits, register_objective, reject_unknown
 
 __all__ = ["JointASNNObjective", "joint_asnn_loss", "kd_soft_ce"]
@@ -69,13 +71,17 @@ class JointASNNObjective(Objective):
         self.alpha, self.temperature, self.beta = float(alpha), float(temperature), float(beta)
 
     def forward(self, model: Any, x: Tensor) -> Any:
-        """``model(x, joint=True)`` — both branches with all exits. Called through ``model(...)`` rather than
-        ``model.forward_joint`` so that wrappers (DistributedDataParallel, compiled modules) work unchanged."""
+        """``model(x, aux=True).aux["joint"]`` — both branches with all exits (:class:`JointOutputs`). Called through
+        ``model(...)`` rather than ``model.forward_joint`` so that wrappers (DistributedDataParallel, compiled
+        modules) work unchanged."""
         inner = getattr(model, "module", model)  # a DDP / DataParallel wrapper keeps the network in .module
         if not hasattr(inner, "forward_joint") and not hasattr(model, "forward_joint"):
             raise TypeError(f"the joint_asnn objective needs a dual-mode model with forward_joint() (e.g. "
                             f"create_model('joint_asnn_resnet18')), got {type(inner).__name__}")
-        return model(x, joint=True)
+        out = model(x, aux=True)
+        if not isinstance(out, ModelOutput):
+            raise TypeError(f"{type(inner).__name__}(x, aux=True) must return a ModelOutput, got {type(out).__name__}")
+        return out.need("joint", "the joint_asnn objective")
 
     def logits(self, outputs: Any) -> Tensor:
         """SNN final-exit per-step logits ``[T, B, K]``; also accepts a plain ``model(x)`` output."""

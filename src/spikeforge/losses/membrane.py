@@ -4,7 +4,8 @@ Both act on the threshold-normalised pre-fire membranes ``m`` recorded by
 :func:`spikeforge.losses.base.collect_membranes` (``m = r / (2·V_th)``, spike levels 0 and 1, firing threshold at
 0.5; ternary neurons fold their symmetric levels −1, 0, 1 onto 0, 1 via ``|r|``).
 
-**RMP-Loss** (Guo et al., ICCV 2023, arXiv:2308.06787; methods.md §4): the squared quantisation error of the
+**RMP-Loss** (Guo et al., ICCV 2023, arXiv:2308.06787, "RMP-Loss" section; ``docs/methods/rmp_loss.md``): the squared
+quantisation error of the
 membrane, i.e. the squared distance to the nearest spike level, averaged per layer and then over layers::
 
     L_RMP = (1/L) Σ_l mean_{t,b,i} (m_{l} − q(m_{l}))²,     q(m) = 1[m ≥ 0.5]
@@ -13,7 +14,8 @@ membrane, i.e. the squared distance to the nearest spike level, averaged per lay
 penalised by their distance to 0 or 1; ``clip=True`` clamps ``m`` to [0, 1] first (out-of-range values then
 cost nothing). Total: ``L = L_task + λ(p)·L_RMP``.
 
-**IM-Loss** (Guo et al., NeurIPS 2022; survey arXiv:2305.19725 §menu; methods.md §7): information maximisation
+**IM-Loss** (Guo et al., NeurIPS 2022; survey arXiv:2305.19725, loss menu; ``docs/methods/losses.md``): information
+maximisation
 by pushing each layer's firing probability towards 0.5, i.e. its mean normalised membrane towards a target::
 
     L_IM = (1/L) Σ_l (mean_{t,b,i} m_l − μ*)²

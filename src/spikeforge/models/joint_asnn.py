@@ -1,5 +1,5 @@
-"""Joint A-SNN (Guo et al., Pattern Recognition; arXiv:2305.02099; methods.md §8): an ANN and an SNN trained
-jointly in one dual-mode network that shares most parameters, with multi-exit self-distillation.
+"""Joint A-SNN (Guo et al., Pattern Recognition; arXiv:2305.02099; ``docs/methods/joint_asnn.md``): an ANN and an SNN
+trained jointly in one dual-mode network that shares most parameters, with multi-exit self-distillation.
 
 **Weight factorisation.** Every conv weight ``W ∈ R^{Co×Ci×k×k}`` is stored per spatial tap as a batched SVD
 ``W[:, :, i, j] = U_ij · diag(σ_ij) · V_ij`` with ``U ∈ R^{k×k×Co×r}``, ``V ∈ R^{k×k×r×Ci}``, ``r = min(Co, Ci)``.
@@ -15,10 +15,10 @@ and bias 0 (the official ``ASBatchNorm2d``). ANN: ``nn.BatchNorm2d`` on ``[B, C,
 :class:`StepBatchNorm2d` — every step ``t`` is normalised with the batch statistics of ``x[t]`` alone, and the one
 running estimate is updated after every step (T momentum updates per batch); ``snn_bn="shared"`` pools the
 statistics over T·B instead (:class:`~spikeforge.layers.BatchNorm2d`). In eval mode both use the running
-estimate, so the SNN export and the fold are the same for both. Linear layers keep separate full weights
-``weight_ann`` / ``weight_snn`` and share their bias (as the official code's ``ASLinear``). Activation: ReLU (ANN)
-vs the LIF neuron (SNN; default τ-decay 0.25, V_th 0.5, hard reset, rectangular surrogate of width 1). No conv
-bias.
+estimate, so the SNN export and the fold are the same for both (``docs/methods/joint_asnn.md``). Linear layers keep
+separate full weights ``weight_ann`` / ``weight_snn`` and share their bias (as the official code's ``ASLinear``).
+Activation: ReLU (ANN) vs the LIF neuron (SNN; default τ-decay 0.25, V_th 0.5, hard reset, rectangular surrogate of
+width 1). No conv bias.
 
 **Network.** CIFAR ResNet-18: 3×3 stride-1 stem, no max-pool, stages of 2 BasicBlocks with widths
 64/128/256/512 (× ``width``), plus three auxiliary exits after stages 1–3. Each exit: 1×1 conv (→ C_4/4) → BN →
@@ -46,8 +46,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import AdaptiveAvgPool2d, BasicBlock, BatchNorm2d, Conv2d, Flatten, Linear, make_neuron, out_hw
+from ..layers.synaptic import SynapticGeometry, conv_geometry
 from ..layers.time import seq_apply
 from ..neurons import NeuronConfig, neuron_config
+from .outputs import ModelOutput
 from .registry import SpikingModel, register_model
 
 __all__ = [
@@ -117,6 +119,10 @@ class DualConv2d(_Dual):
             raise ValueError(f"SNN mode expects [T, B, C, H, W], got shape {tuple(x.shape)}")
         return seq_apply(lambda z: F.conv2d(z, w, None, self.stride, self.padding), x)
 
+    def synaptic_geometry(self) -> SynapticGeometry:
+        """The conv this layer computes (either mode), for the operation counters."""
+        return conv_geometry(self, 2)
+
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
                 f"padding={self.padding}, rank={self.U.shape[-1]}")
@@ -181,6 +187,10 @@ class DualLinear(_Dual):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.linear(x, self.weight_ann if self.mode == "ann" else self.weight_snn, self.bias)
+
+    def synaptic_geometry(self) -> SynapticGeometry:
+        """The linear layer this computes (either mode), for the operation counters."""
+        return SynapticGeometry("linear", int(self.weight_snn.shape[1]), int(self.weight_snn.shape[0]))
 
 
 def _global_pool(x: Tensor) -> Tensor:
@@ -274,6 +284,7 @@ class JointASNN(SpikingModel):
         self.snn_bn = _check_snn_bn(snn_bn)
         bn = (self.bn_weight_init, self.snn_bn)
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
+        self.input_shape = (self.in_channels,) + (self.input_size or (32, 32))  # per sample; CIFAR by default
         widths = tuple(max(1, int(round(c * width))) for c in (64, 128, 256, 512))
         self.widths = widths
         hw = self.input_size
@@ -347,16 +358,31 @@ class JointASNN(SpikingModel):
         snn = self.forward_branch(x, "snn")
         return JointOutputs(ann, snn)
 
-    def forward(self, x: Tensor, joint: bool = False) -> Tensor | JointOutputs:
+    def forward(self, x: Tensor, aux: bool = False, joint: bool = False) -> Tensor | ModelOutput:
         """SNN branch, final exit: per-step logits ``[T, B, K]`` (sum them over T for the Joint readout).
 
-        ``joint=True`` returns :meth:`forward_joint` instead (both branches, all exits) — the form the Joint
-        objective calls, so that wrappers such as DistributedDataParallel see a normal forward call."""
-        if joint:
-            return self.forward_joint(x)
+        ``aux=True`` (or ``joint=True``) runs :meth:`forward_joint` instead (both branches, all exits) and returns a
+        :class:`~spikeforge.models.ModelOutput`: the SNN final-exit logits and ``aux["joint"]`` =
+        :class:`JointOutputs` — the form the Joint objective calls, so that wrappers such as
+        DistributedDataParallel see a normal forward call."""
+        if aux or joint:
+            out = self.forward_joint(x)
+            return ModelOutput(out.snn.logits[0], {"joint": out})
         return self.forward_branch(x, "snn", exits=False).logits[0]
 
-    # --- export ------------------------------------------------------------------------------------------
+    # --- export and fold ---------------------------------------------------------------------------------
+    def fold_inference(self, scale: Any, ctx: Any) -> tuple[nn.Module, Any]:
+        """Fold protocol (:class:`spikeforge.folding.FoldsItself`): inference runs the SNN branch only, so the model
+        folds into its :meth:`export_snn` (materialised ``W_snn``, SNN BNs and linear weights, no ANN parameters,
+        no exits), folded like any plain spiking ResNet. The export carries ``source_neuron_names``
+        (:class:`spikeforge.folding.RenamesNeurons`) so that ``verify_fold`` compares each neuron with its source."""
+        if scale is not None:
+            raise ctx.error_unconsumed(scale, "JointASNN")
+        if ctx.name:
+            raise ctx.error("a JointASNN nested in another module cannot be replaced by its SNN export; fold the "
+                            "JointASNN itself")
+        return ctx.fold(self.export_snn().eval(), None, ctx.name)
+
     @torch.no_grad()
     def export_snn(self) -> nn.Sequential:
         """The SNN branch alone as a plain spiking ResNet of library layers (``layers.Conv2d`` with the
@@ -396,7 +422,8 @@ class JointASNN(SpikingModel):
         model = nn.Sequential(*mods)
         model.num_classes = self.num_classes  # type: ignore[assignment]
         model.input_kind = "static"  # type: ignore[assignment]
-        model.source_neuron_names = names  # type: ignore[assignment]
+        # the RenamesNeurons protocol (spikeforge.folding): neuron name here -> the neuron it copies in this model
+        model.source_neuron_names = dict(names)  # type: ignore[assignment]
         model.train(self.training)
         return model
 

@@ -22,15 +22,17 @@ T = 1 this equals ``cross_entropy(logits)``. Weights start from PyTorch's defaul
 official code (``weight_init="kaiming"``: kaiming-normal fan-out convs, zero conv bias).
 
 Feature-transform regulariser (official code, ``feature_transform_reguliarzer``): the **mean over the batch of the
-Frobenius norm** ``‖I − A Aᵀ‖_F`` (not squared), scaled by 0.001 in the loss; methods.md §2 writes ``‖I − A Aᵀ‖_F``
-too. Here the mean also runs over the T time steps; the official code regularises the transform averaged over T
-(equal at T = 1, where it trains). ``squared=True`` gives the
+Frobenius norm** ``‖I − A Aᵀ‖_F`` (not squared), scaled by 0.001 in the loss; ``docs/methods/pointnet_scheme.md``
+writes ``‖I − A Aᵀ‖_F`` too. Here the mean also runs over the T time steps; the official code regularises the
+transform averaged over T (equal at T = 1, where it trains). ``squared=True`` gives the
 squared form ``‖I − A Aᵀ‖_F²`` of the PointNet paper (eq. 2). :meth:`SpikingPointNet.feature_transform_regularizer`
-returns the value for the feature transform of the last forward call of that model instance.
+returns the value for a given transform; the loss takes it from ``model(x, aux=True)`` (a
+:class:`~spikeforge.models.ModelOutput` with ``aux["feature_transform"]``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -39,6 +41,7 @@ from torch import Tensor, nn
 from ..layers import BatchNorm1d, Conv1d, Dropout, Linear
 from ..neurons import Neuron, NeuronConfig, neuron_config
 from ._common import init_conv_linear, scale_width
+from .outputs import ModelOutput
 from .registry import SpikingModel, register_model
 
 WEIGHT_INITS = ("pytorch", "kaiming")
@@ -68,6 +71,16 @@ class PointMaxPool(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"PointMaxPool expects [T, B, C, N], got shape {tuple(x.shape)}")
         return x.amax(dim=-1)
+
+    def fold_inference(self, scale: Any, ctx: Any) -> tuple[nn.Module, Any]:
+        """Fold protocol (:class:`spikeforge.folding.FoldsItself`): ``max_n(a ⊙ ŝ) = a ⊙ max_n(ŝ)`` for a positive
+        layer/channel amplitude ``a``; anything else (a non-positive entry turns the max into a min) is an error."""
+        if scale is None:
+            return self, None
+        ctx.check_max_commutes(scale, "max-pool over points")
+        if scale.granularity == "channel":  # (C, 1) over [C, N] -> (C,) over the pooled feature vector
+            return self, dataclasses.replace(scale, value=scale.value.detach().reshape(-1))
+        return self, scale
 
 
 class PointTransform(nn.Module):
@@ -108,6 +121,12 @@ class TransformHead(nn.Module):
             raise ValueError(f"TransformHead expects {self.k * self.k} features, got shape {tuple(x.shape)}")
         return x.reshape(x.shape[:-1] + (self.k, self.k)) + self.offset
 
+    def fold_inference(self, scale: Any, ctx: Any) -> tuple[nn.Module, Any]:
+        """Fold protocol: a reshape to a matrix cannot absorb an amplitude (the T-Net's last linear does)."""
+        if scale is not None:
+            raise ctx.error_unconsumed(scale, "a T-Net's reshape to a matrix")
+        return self, None
+
 
 class TNet(nn.Sequential):
     """PointNet's T-Net (STN3d for ``k = 3``, STNkd for ``k = 64``) with spiking neurons: ``[T, B, cin, N]`` ->
@@ -132,7 +151,8 @@ class TNet(nn.Sequential):
 
 
 class _LastTransform:
-    """Holds the feature transform of the last forward call (with its autograd graph, for the regulariser).
+    """Holds the feature transform of the last forward call for inspection (``last_feature_transform``); the loss
+    reads the explicit output ``model(x, aux=True).aux["feature_transform"]`` instead.
 
     Copies and pickles of the model start empty: a non-leaf tensor cannot be deep-copied, and the value belongs
     to one call, not to the model's state.
@@ -199,7 +219,9 @@ class SpikingPointNet(SpikingModel):
         self.weight_init = weight_init
         self._last = _LastTransform()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, aux: bool = False) -> Tensor | ModelOutput:
+        """Per-step logits ``[T, B, k]``; ``aux=True`` returns a :class:`~spikeforge.models.ModelOutput` with the
+        feature transform of this call as ``aux["feature_transform"]`` (what the regulariser reads)."""
         if x.ndim != 4 or x.shape[2] != self.in_channels:
             raise ValueError(f"PointNet expects points [T, B, {self.in_channels}, N], got shape {tuple(x.shape)}")
         x = self.input_transform(x, self.stn(x))
@@ -207,19 +229,84 @@ class SpikingPointNet(SpikingModel):
         a64 = self.fstn(s1)
         self._last.value = a64
         g = self.pool(self.mlp2(self.feature_transform(s1, a64)))
-        return self.head(g)
+        logits = self.head(g)
+        return ModelOutput(logits, {"feature_transform": a64}) if aux else logits
 
-    def feature_transform_regularizer(self, squared: bool = False) -> Tensor:
-        """``mean ‖I − A Aᵀ‖_F`` (or its square) of the feature transform ``A`` of this model's last forward call,
-        in the autograd graph of that call. Raises if the model has not run yet."""
-        if self._last.value is None:
+    def feature_transform_regularizer(self, squared: bool = False, transform: Tensor | None = None) -> Tensor:
+        """``mean ‖I − A Aᵀ‖_F`` (or its square) of the feature transform ``A``: ``transform`` (e.g.
+        ``model(x, aux=True).aux["feature_transform"]``, what the loss passes), else that of this model's last
+        forward call (kept for inspection), in the autograd graph of that call. Raises if there is none."""
+        if transform is None:
+            transform = self._last.value
+        if transform is None:
             raise RuntimeError("feature_transform_regularizer() needs a forward call first")
-        return feature_transform_regularizer(self._last.value, squared)
+        return feature_transform_regularizer(transform, squared)
 
     @property
     def last_feature_transform(self) -> Tensor | None:
         """The feature transform ``A[T, B, k, k]`` of the last forward call (None before the first)."""
         return self._last.value
+
+    def fold_inference(self, scale: Any, ctx: Any) -> tuple[nn.Module, Any]:
+        """Fold protocol (:class:`spikeforge.folding.FoldsItself`), exact rules:
+
+        * Feature transform — the first block's spikes ``a ⊙ ŝ1`` feed both the feature T-Net (whose first conv
+          absorbs ``a``) and the product ``x_n ← x_n A``. Since ``(a ⊙ ŝ)ᵀ A = ŝᵀ (diag(a) A)``, the amplitude
+          moves into the predicted matrix: ``A' = diag(a) A`` by scaling the rows ``c·k + j`` of the T-Net's last
+          linear layer (weight and bias) by ``a_c`` and its offset (the identity) to ``diag(a)``. Exact for layer-
+          and channel-wise amplitudes of either sign. (The folded model's feature transform is ``diag(a) A``, so its
+          orthogonality regulariser differs from the trained model's; the regulariser is training-only.)
+        * Head — ``FC → Dropout → BN`` (the official order): dropout is the identity at inference, so the BN merges
+          into the FC across it.
+        * Element-wise amplitudes/MPBN are rejected when the model is built (they would depend on point order).
+        """
+        if scale is not None:
+            raise ctx.error_unconsumed(scale, "PointNet's input")
+        for attr in ("stn", "input_transform"):
+            if ctx.child(self, attr, None) is not None:
+                raise ctx.error(f"{attr} unexpectedly returns an amplitude")
+        s1 = ctx.child(self, "mlp1", None)
+        if ctx.child(self, "fstn", s1) is not None:
+            raise ctx.error("fstn unexpectedly returns an amplitude")
+        if s1 is not None:
+            _absorb_into_transform(self.fstn, s1.vector(self.fstn.k, ctx.qualified("feature_transform")),
+                                   ctx.qualified("fstn"), ctx)
+        for attr in ("feature_transform", "mlp2", "pool"):
+            if ctx.child(self, attr, None) is not None:
+                raise ctx.error(f"{attr} unexpectedly returns an amplitude")
+        with ctx.scope("head"):
+            out = _fold_chain_skipping_dropout(self.head, ctx)
+        if out is not None:
+            raise ctx.error_unconsumed(out, "the classifier output")
+        return self, None
+
+
+def _fold_chain_skipping_dropout(seq: nn.Sequential, ctx: Any) -> Any:
+    """Fold ``seq`` as a chain; a dropout between a conv/linear and a BN is skipped (identity at inference), so
+    the BN merges into the conv/linear."""
+    attrs = [k for k, v in seq._modules.items() if v is not None]
+    chain: list[str] = []
+    for i, a in enumerate(attrs):
+        if (isinstance(seq._modules[a], nn.Dropout) and 0 < i < len(attrs) - 1
+                and ctx.is_conv_like(seq._modules[attrs[i - 1]]) and ctx.is_norm_like(seq._modules[attrs[i + 1]])):
+            continue
+        chain.append(a)
+    return ctx.fold_sequence(seq, chain, None)
+
+
+def _absorb_into_transform(tnet: TNet, a: Tensor, name: str, ctx: Any) -> None:
+    """Make ``tnet`` predict ``diag(a) A`` instead of ``A`` (rows of the matrix scaled by ``a``)."""
+    k = tnet.k
+    last = tnet.mlp[-1]
+    if not isinstance(last, nn.Linear) or last.out_features != k * k:
+        raise ctx.error(f"the T-Net's last layer must be a Linear with {k * k} outputs to absorb the amplitude, got "
+                        f"{type(last).__name__}")
+    a64 = a.detach().to(torch.float64)
+    ctx.merge_affine(last, a64.repeat_interleave(k), torch.zeros(1, dtype=torch.float64),
+                     f"{name}.mlp.{len(tnet.mlp) - 1}")
+    off = tnet.out.offset
+    with torch.no_grad():
+        off.copy_((a64[:, None] * off.to(torch.float64)).to(off.dtype))
 
 
 @register_model

@@ -15,12 +15,13 @@ import torch
 from torch import nn
 
 from ..neurons import NeuronConfig, neuron_config
+from ..registry import Registry
 from ._input import check_model_input
 
 __all__ = ["register_model", "create_model", "list_models", "model_entry", "SpikingModel"]
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: Registry[str, Callable[..., nn.Module]] = Registry("model", hint="available:")
 _NEURON_KEYS = {f.name for f in dataclasses.fields(NeuronConfig)}
 
 
@@ -42,10 +43,7 @@ class SpikingModel(nn.Module):
 
 def register_model(fn: F | None = None, *, name: str | None = None) -> Any:
     def wrap(f: F) -> F:
-        key = name or f.__name__
-        if key in _REGISTRY:
-            raise ValueError(f"model {key!r} is already registered")
-        _REGISTRY[key] = f
+        _REGISTRY.add(name or f.__name__, f)
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -58,9 +56,7 @@ def list_models() -> list[str]:
 
 def model_entry(name: str) -> Callable[..., nn.Module]:
     _import_zoo()
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; available: {sorted(_REGISTRY)}")
-    return _REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def create_model(name: str, **cfg: Any) -> nn.Module:

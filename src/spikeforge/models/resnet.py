@@ -4,7 +4,8 @@ All are :class:`torch.nn.Sequential` of ``stem -> layer1..layerN (Sequential of 
 on direct-encoded ``[T, B, C, H, W]`` and return per-step logits ``[T, B, num_classes]``.
 
 * ``resnet18`` / ``resnet34`` (He et al., arXiv:1512.03385; spiking form of the group's ImageNet code,
-  methods.md §0): 7×7/2 conv + BN + spike + **AvgPool(3, 2, 1)** (not max-pool), BasicBlocks [2, 2, 2, 2] /
+  Ternary Spike arXiv:2312.06372, ImageNet set-up; ``docs/methods/ternary_spike.md``): 7×7/2 conv + BN + spike +
+  **AvgPool(3, 2, 1)** (not max-pool), BasicBlocks [2, 2, 2, 2] /
   [3, 4, 6, 3] at widths 64-128-256-512, global average pool, FC.
 * ``resnet19`` (tdBN, Zheng et al., arXiv:2011.05280): 3×3 stem of 128 channels, BasicBlocks [3, 3, 2] at
   widths 128-256-512, global average pool; head ``linear`` (FC 512 → k, the group's ``resnet19_cifar``) or ``mlp``

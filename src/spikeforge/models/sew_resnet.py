@@ -12,7 +12,7 @@ The released code (yfguo91/Real-Spike) is a SEW-ResNet (Fang et al., arXiv:2102.
 * head: global average pool, FC; the logits are averaged over T by the objective.
 
 The block outputs are sums of spike tensors with different amplitudes; they fold exactly (each addend's spikes
-meet their own weight slice, see :mod:`spikeforge.fold.rules_blocks`).
+meet their own weight slice, see :mod:`spikeforge.folding.rules_blocks`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 ``[conv3×3 (bias) - BN - spike] × n`` with **AvgPool(2)** between stages (configuration A for VGG-11, D for
 VGG-16), then global average pooling and one FC ``512 → k``: the ``vgg*_bn`` of the group's ``vggcifar.py``
-(methods.md §0, §9). The classic 4096-4096 ImageNet classifier (123.6 M parameters) is not used.
+(Real Spike arXiv:2210.06686 and the group's set-up; ``docs/methods/real_spike.md``). The classic 4096-4096 ImageNet
+classifier (123.6 M parameters) is not used.
 Input ``[T, B, C, H, W]`` (direct-encoded), output per-step logits ``[T, B, num_classes]``.
 """
 

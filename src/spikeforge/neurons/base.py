@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,7 +30,8 @@ from .amplitude import Amplitude
 from .config import NeuronConfig, neuron_config
 from .mpbn import MembraneBN
 
-__all__ = ["Neuron", "input_validation_enabled", "observe", "spiking_neurons", "set_input_validation"]
+__all__ = ["Neuron", "NeuronInference", "input_validation_enabled", "observe", "spiking_neurons",
+           "set_input_validation"]
 
 Observer = Callable[["Neuron", Tensor, Tensor], None]
 _VALIDATE = True
@@ -158,6 +160,34 @@ class Neuron(nn.Module):
         out = self.amplitude(s) if self.amplitude is not None else s
         return out, new_state
 
+    # --- inference parameters (the fold builds new neurons from them) ----------------------------------------
+    def inference_params(self) -> NeuronInference:
+        """This neuron's :class:`NeuronInference` (detached tensors; MPBN/amplitude modules are not included)."""
+        decay = self.decay_logit if hasattr(self, "decay_logit") else self.decay_const
+        low = self.threshold_low
+        return NeuronInference(self.config, self.feature_shape, self.threshold.detach(),
+                               None if low is None else low.detach(), self.threshold_per_step, decay.detach())
+
+    @classmethod
+    def from_inference(cls, params: NeuronInference) -> Neuron:
+        """A new plain :class:`Neuron` running ``params`` (``params.config`` must have no MPBN, amplitude or
+        learnable threshold: those are training-time parts). Returned in eval mode."""
+        cfg = params.config
+        if cfg.pre_fire == "mpbn" or cfg.amplitude is not None or cfg.learn_threshold:
+            raise ValueError("from_inference needs a plain inference config (no MPBN, amplitude or learnable "
+                             f"threshold), got pre_fire={cfg.pre_fire!r}, amplitude={cfg.amplitude!r}, "
+                             f"learn_threshold={cfg.learn_threshold}")
+        out = Neuron(cfg, params.feature_shape)
+        out.threshold = params.threshold.detach().clone()  # a registered buffer: assignment replaces it
+        if params.threshold_low is not None:
+            out.threshold_low = params.threshold_low.detach().clone()
+        out.threshold_per_step = bool(params.threshold_per_step)
+        if cfg.learn_decay:
+            out.decay_logit = nn.Parameter(params.decay.detach().clone())
+        else:
+            out.decay_const = params.decay.detach().clone()
+        return out.eval()
+
     def _check_features(self, x: Tensor) -> None:
         fs = self.feature_shape
         if fs is not None and (self.mpbn is not None or self.amplitude is not None):
@@ -178,6 +208,26 @@ class Neuron(nn.Module):
         if self.spec.pre_fire == "mpr":
             parts.append("pre_fire=mpr")
         return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class NeuronInference:
+    """The parameters a :class:`Neuron` runs inference with: build one with :meth:`Neuron.inference_params`,
+    change fields with ``dataclasses.replace`` and build a new neuron with :meth:`Neuron.from_inference` (how the
+    fold turns a trained neuron into a plain one without touching its internals).
+
+    ``threshold`` broadcasts against one step ``[B, *feature]`` (scalar, per channel/element) or, with
+    ``threshold_per_step``, carries a leading step dim; ``threshold_low`` is the ternary negative threshold (None =
+    ``-threshold``); ``decay`` is the decay buffer, or the learnable logit ``w`` (``decay = sigmoid(w)``) when
+    ``config.learn_decay``. Tensors keep their dtype and device.
+    """
+
+    config: NeuronConfig
+    feature_shape: tuple[int | None, ...] | None
+    threshold: Tensor
+    threshold_low: Tensor | None
+    threshold_per_step: bool
+    decay: Tensor
 
 
 def _surrogate_with(name: str, param: float):

@@ -6,12 +6,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..registry import Registry
+
 __all__ = ["NeuronConfig", "PRESETS", "neuron_config"]
 
 
 @dataclass
 class NeuronConfig:
-    """What a spiking layer computes. Defaults are the group's LIF (methods.md §0).
+    """What a spiking layer computes. Defaults are the group's LIF (arXiv:2312.06372, 2308.08359;
+    ``docs/methods/neurons.md``).
 
     Charge ``h = decay*v + x`` (``tau`` sets ``decay = 1 - 1/tau``; ``decay_input`` scales x by 1 - decay),
     pre-fire transform ``pre_fire`` (None, ``"mpr"``, ``"mpbn"``), binary or ternary firing against
@@ -84,9 +87,7 @@ class NeuronConfig:
         base: dict[str, Any] = {}
         preset = d.pop("preset", None)
         if preset is not None:
-            if preset not in PRESETS:
-                raise ValueError(f"unknown neuron preset {preset!r}; choose one of {sorted(PRESETS)}")
-            base = dict(PRESETS[preset])
+            base = dict(PRESETS.lookup(preset))
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - valid)
         if unknown:
@@ -97,8 +98,9 @@ class NeuronConfig:
         return dataclasses.asdict(self)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # the group's LIF: decay 0.25, threshold 0.5, hard reset (methods.md §0)
+PRESETS: Registry[str, dict[str, Any]] = Registry("neuron preset")
+PRESETS.update({
+    # the group's LIF: decay 0.25, threshold 0.5, hard reset (docs/methods/neurons.md)
     "lif": {},
     "if": {"decay": 1.0},
     # PLIF: learnable decay per layer (Fang et al., arXiv:2007.05785)
@@ -123,7 +125,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Spiking PointNet, arXiv:2310.06232: tanh surrogate b=5, random initial membrane U[0, 0.5) always
     "pointnet": {"surrogate": "dspike", "surrogate_param": 5.0, "init": "uniform", "init_range": 0.5,
                  "init_when": "always"},
-}
+})
 
 
 def neuron_config(spec: str | dict[str, Any] | NeuronConfig | None = None, **overrides: Any) -> NeuronConfig:

@@ -7,7 +7,7 @@ A BatchNorm on the membrane right before firing, called once per time step::
 while the reset acts on the un-normalised ``u_t``. Statistics are per channel (over batch and space) or per
 element (over the batch only). In training each step uses its own batch statistics; the running estimate is
 either one shared over steps (the official code) or one per step. At inference it folds into the threshold
-``V~_th = (V_th - beta) sqrt(sigma^2 + eps) / lambda + mu`` (see :mod:`spikeforge.fold`).
+``V~_th = (V_th - beta) sqrt(sigma^2 + eps) / lambda + mu`` (see :mod:`spikeforge.folding`).
 
 ``min_scale`` keeps ``lambda >= min_scale`` (default 1e-4) so that the fold is always a plain "fire above"
 threshold; ``min_scale=None`` is the unconstrained paper form, whose fold then refuses ``lambda <= 0``.

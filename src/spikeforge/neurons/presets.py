@@ -16,7 +16,7 @@ def _preset(name: str, doc: str) -> type[Neuron]:
     return type(doc.split(":")[0], (Neuron,), {"__init__": __init__, "__doc__": doc})
 
 
-LIF = _preset("lif", "LIF: h = 0.25 v + x, fire h >= 0.5, hard reset to 0 (the group's LIF, methods.md §0).")
+LIF = _preset("lif", "LIF: h = 0.25 v + x, fire h >= 0.5, hard reset to 0 (the group's LIF, docs/methods/neurons.md).")
 IF = _preset("if", "IF: h = v + x (decay 1), fire h >= 0.5, hard reset.")
 PLIF = _preset("plif", "PLIF: learnable decay k = sigmoid(w), h = k v + (1 - k) x (arXiv:2007.05785).")
 TernaryLIF = _preset("ternary", "TernaryLIF: spikes a*{-1,0,1}, learnable layer-wise a (Ternary Spike, "

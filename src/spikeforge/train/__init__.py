@@ -1,6 +1,7 @@
-"""Training: recipes (:mod:`.config`), the loop (:class:`Trainer`), pickle-free checkpoints (:mod:`.checkpoint`).
+"""Training: recipes (:mod:`.config`), the loop (:class:`Trainer`), run directories and pickle-free checkpoints
+(:mod:`spikeforge.runs`).
 
-``spikeforge train RECIPE --out DIR`` runs :func:`train`; :func:`spikeforge.train.checkpoint.load_run` rebuilds a
+``spikeforge train RECIPE --out DIR`` runs :func:`train`; :func:`spikeforge.runs.load_run` rebuilds a
 trained model from its run directory.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError, load_run
+from ..runs import CheckpointError, load_run
 from .config import RecipeError, apply_overrides, load_recipe, resolve
 from .trainer import NonFiniteLossError, Trainer
 
@@ -26,7 +27,7 @@ def train(recipe: str | Path | dict[str, Any], out: str | Path, overrides: list[
 
 def resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = (), verbose: bool = True) -> dict[str, Any]:
     """Continue a run from ``run_dir/checkpoints/last`` (``--set epochs=N`` may extend it)."""
-    from .checkpoint import finished_epochs, read_config
+    from ..runs import finished_epochs, read_config
 
     cfg = resolve(apply_overrides(read_config(run_dir), overrides))
     done = finished_epochs(run_dir)

@@ -2,65 +2,23 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import nn
 
-from .. import encode
+from ..encode import for_kind as encode_input
+from ..encode import input_kind
 from ..layers import BNTT2d
-from ..models.registry import model_entry
 from ..neurons import MembraneBN, Neuron
+from ..runs import build_model, fill_model_from_data, model_kwargs
 
 __all__ = [
     "build_model", "model_kwargs", "fill_model_from_data", "load_data", "encode_input", "build_objective",
     "param_groups", "build_optimizer", "lr_at", "input_kind",
 ]
-
-
-def model_kwargs(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    m = dict(cfg["model"])
-    name = m.pop("name")
-    return str(name), m
-
-
-def build_model(cfg: Mapping[str, Any]) -> nn.Module:
-    """``create_model(model.name, **model options)`` from a (resolved) recipe."""
-    from ..models import create_model
-
-    name, kw = model_kwargs(cfg)
-    for k in ("input_size", "widths", "hidden"):
-        if isinstance(kw.get(k), list):
-            kw[k] = tuple(kw[k])
-    return create_model(name, **kw)
-
-
-def input_kind(model: nn.Module) -> str:
-    inner = getattr(model, "module", model)  # DistributedDataParallel
-    return str(getattr(inner, "input_kind", "static"))
-
-
-def fill_model_from_data(cfg: dict[str, Any], train: Any) -> None:
-    """Fill ``num_classes``, ``in_channels``/``input_size`` (images, events) or ``in_features``/``in_channels``
-    (points) from the data when the model factory accepts them and the recipe left them unset."""
-    name, _ = model_kwargs(cfg)
-    params = inspect.signature(model_entry(name)).parameters
-    x = train.x
-    facts: dict[str, Any] = {"num_classes": int(train.num_classes)}
-    if train.kind == "static":
-        facts.update(in_channels=int(x.shape[1]), input_size=[int(x.shape[2]), int(x.shape[3])],
-                     in_features=int(x[0].numel()))
-    elif train.kind == "events":
-        facts.update(in_channels=int(x.shape[2]), input_size=[int(x.shape[3]), int(x.shape[4])],
-                     in_features=int(x[0, 0].numel()))
-    elif train.kind == "points":
-        facts.update(in_channels=int(x.shape[1]), num_points=int(x.shape[2]))
-    for key, value in facts.items():
-        if key in params and key not in cfg["model"]:
-            cfg["model"][key] = value
 
 
 def load_data(cfg: Mapping[str, Any], split: str) -> Any:
@@ -69,16 +27,6 @@ def load_data(cfg: Mapping[str, Any], split: str) -> Any:
 
     d = cfg["data"]
     return data_mod.get(d["name"], split, root=d["root"], limit=d["limit"], **dict(d["options"] or {}))
-
-
-def encode_input(x: Tensor, kind: str, T: int) -> Tensor:
-    """Batch-first data -> time-first model input: static/points repeated T times (direct encoding), event
-    frames ``[B, T, 2, H, W]`` transposed to ``[T, B, 2, H, W]`` (their own T)."""
-    if kind == "events":
-        return encode.time_first(x)
-    if kind in ("static", "points"):
-        return encode.direct(x, T)
-    raise ValueError(f"unknown input kind {kind!r}; expected static, events or points")
 
 
 def build_objective(cfg: Mapping[str, Any]) -> Any:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from . import checkpoint as ckpt
+from .. import runs as ckpt
 
 if TYPE_CHECKING:
     from .trainer import Trainer
@@ -30,14 +30,12 @@ def _num(x: Any) -> Any:
 def fold_and_verify(model: nn.Module, x: torch.Tensor) -> tuple[nn.Module, float]:
     """``spikeforge.fold`` the model (eval mode) and the maximum deviation of :func:`spikeforge.verify_fold`
     between the trained and the folded model on input ``x[T, B, ...]``."""
-    # imported from the subpackage: after its first import, ``spikeforge.fold`` names the module, not the wrapper
-    from ..fold import fold, verify_fold
+    from ..folding import fold, verify_fold
 
     model.eval()
     folded = fold(model)
     report = verify_fold(model, folded, x)
-    dev = report.max_dev if hasattr(report, "max_dev") else report
-    return folded, float(dev)
+    return folded, float(report.max_dev)
 
 
 def measure_energy(model: nn.Module, x: torch.Tensor, T: int, batch: int = 64) -> Any:
@@ -65,12 +63,12 @@ def t_sweep_values(spec: Any) -> list[int]:
 def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, kind: str, Ts: list[int],
           batch_size: int, device: torch.device, votes: int = 1) -> dict[int, float]:
     """Test accuracy per T (the "train at T=1, test at T>1" protocol of Spiking PointNet, arXiv:2310.06232)."""
-    from ..encode import direct, time_first
+    from ..encode import direct, encoding_for, time_first
     from .sweep import sweep_accuracy
 
     T_max = max(Ts)
     encode: Callable[[torch.Tensor, int], torch.Tensor]
-    if kind == "events":  # event frames carry their own T: sweep over prefixes of the recorded frames
+    if encoding_for(kind) == "time_first":  # event frames carry their own T: sweep over prefixes of the frames
         T_max = min(T_max, int(x.shape[1]))
 
         def frame_prefix(xb: torch.Tensor, T: int) -> torch.Tensor:

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from .. import data as data_mod
 from ..data.base import cache_home, settings_hash
-from ..models.neuroclip import (
+from ..models import (
     FewShotHead,
     InterTimestepAdapter,
     class_prompts,
@@ -396,7 +396,7 @@ def lr_for_epoch(cfg: NeuroClipConfig, epoch: int) -> float:
 
 
 def _write_run(out: Path, cfg: NeuroClipConfig, metrics: dict[str, Any], report: list[str]) -> None:
-    from .checkpoint import save_json
+    from ..runs import save_json
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
@@ -467,7 +467,7 @@ def run_zeroshot(cfg: NeuroClipConfig, clip: ClipEncoder, out: str | Path | None
         lines += [f"| test samples | {metrics['test_samples']} |"]
         _write_run(Path(out), cfg, metrics, lines)
         if cfg.search:
-            from .checkpoint import save_json
+            from ..runs import save_json
 
             save_json(Path(out) / "splits.json", {"split": "train", "val": val_idx})
     return metrics
@@ -550,7 +550,7 @@ def run_fewshot(cfg: NeuroClipConfig, clip: ClipEncoder, out: str | Path | None 
         run.mkdir(parents=True, exist_ok=True)
         from safetensors.torch import save_file
 
-        from .checkpoint import save_json
+        from ..runs import save_json
 
         save_file({k: v.detach().cpu().contiguous() for k, v in adapter.state_dict().items()},
                   str(run / "adapter.safetensors"))

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import CheckpointError
+from ..runs import CheckpointError
 
 __all__ = ["write_report", "read_history", "plot_curves", "summary_lines"]
 
@@ -139,12 +139,12 @@ def write_report(run_dir: str | Path, samples: int = 128) -> tuple[Path, list[st
 
 def _analysis_section(run: Path, figdir: Path, samples: int, notes: list[str]) -> list[str]:
     lines = ["", "## Firing rates and membrane potentials", ""]
-    try:
-        from .. import data
-        from ..analysis import plot_firing_rates, plot_membrane_histograms
-        from .checkpoint import load_run
-        from .finalize import measure_energy
+    from .. import data
+    from ..analysis import plot_firing_rates, plot_membrane_histograms
+    from ..runs import load_run
+    from .finalize import measure_energy
 
+    try:  # data readers and plots may need optional dependencies (e.g. matplotlib)
         model, cfg = load_run(run)
         d = cfg["data"]
         test = data.get(d["name"], "test", root=d.get("root"), limit=samples, **dict(d.get("options") or {}))

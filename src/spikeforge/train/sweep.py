@@ -1,5 +1,6 @@
 """Accuracy at every inference length T = 1..T_max in one pass — the "train at T = 1, infer at T > 1" protocol
-of Spiking PointNet (Ren et al., NeurIPS 2023, arXiv:2310.06232; methods.md §2, §11 item 15).
+of Spiking PointNet (Ren et al., NeurIPS 2023, arXiv:2310.06232, "train at T = 1, test at T > 1";
+``docs/methods/pointnet_scheme.md``).
 
 **Why one pass is exact.** Run the model once at ``T_max`` and read out the first T steps:
 ``acc(T) = acc(argmax readout(z[:T]))``. This equals a separate evaluation at length T because a spiking network
@@ -35,7 +36,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..encode import READOUT_MODES, direct
+from ..encode import check_readout, direct
 
 __all__ = ["sweep_accuracy", "cumulative_readout", "check_votes"]
 
@@ -46,17 +47,11 @@ def cumulative_readout(logits: Tensor, readout: str = "mean") -> Tensor:
     """``[T, B, K]`` per-step logits -> ``[T, B, K]`` whose entry ``T-1`` is the readout of the first T steps."""
     if logits.ndim != 3:
         raise ValueError(f"expected per-step logits [T, B, K], got shape {tuple(logits.shape)}")
-    _check_readout(readout)
-    acc = (logits.log_softmax(-1) if readout == "log_softmax_mean" else logits).cumsum(0)
+    acc = (logits.log_softmax(-1) if check_readout(readout) == "log_softmax_mean" else logits).cumsum(0)
     if readout == "sum":
         return acc
     steps = torch.arange(1, logits.shape[0] + 1, device=logits.device, dtype=logits.dtype)
     return acc / steps.view(-1, 1, 1)
-
-
-def _check_readout(readout: str) -> None:
-    if readout not in READOUT_MODES:
-        raise ValueError(f"readout must be 'mean' or 'sum' (over logits) or 'log_softmax_mean', got {readout!r}")
 
 
 def check_votes(votes: int) -> int:
@@ -86,7 +81,7 @@ def sweep_accuracy(model: nn.Module, loader_or_batches: Any, T_max: int, encode:
     if int(T_max) < 1:
         raise ValueError(f"T_max must be >= 1, got {T_max}")
     T_max = int(T_max)
-    _check_readout(readout)
+    check_readout(readout)
     votes = check_votes(votes)
     if device is None:
         p = next(model.parameters(), None)

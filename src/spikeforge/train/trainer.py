@@ -32,10 +32,10 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from ..encode import readout
+from .. import runs as ckpt
+from ..encode import encoding_for, readout
 from ..functional import NonFiniteError
 from ..losses.classification import readout_loss
-from . import checkpoint as ckpt
 from .batches import eval_batches, make_batch_source
 from .bn_calibration import recalibrate_bn
 from .builders import (
@@ -217,7 +217,7 @@ class Trainer:
         self.batches = make_batch_source(self.train_set, self.global_batch, self.dist, workers=self.workers,
                                          pin_memory=self.device.type == "cuda")
         self.T, self.eval_T = int(cfg["T"]), int(cfg["eval_T"] or cfg["T"])
-        if self.kind == "events":  # event frames carry their own time axis [N, T, 2, H, W]
+        if encoding_for(self.kind) == "time_first":  # event frames carry their own time axis [N, T, 2, H, W]
             self.T = self.eval_T = int(self.train_set.x.shape[1])
         self.start_epoch, self.global_step, self.best_acc, self.best_epoch = 0, 0, -1.0, 0
         self.train_seconds = 0.0

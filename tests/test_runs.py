@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from spikeforge.models import create_model
-from spikeforge.train.checkpoint import (
+from spikeforge.runs import (
     CheckpointError,
     atomic_write_bytes,
     load_run,

@@ -10,7 +10,7 @@ Input amplitude ``a`` (the previous neuron's) and the identity shortcut, per sty
   the identity (carrying ``a``) or conv-BN-neuron (absorbing ``a``, carrying its neuron's amplitude). Equal
   addend amplitudes (in particular none) keep the ADD and carry the common amplitude on. Different ones: the
   block joins its addends by concatenation along channels (``join = 'cat'``) and passes on a
-  :class:`~spikeforge.fold.registry.Scale` of ``k`` terms; each consumer reads every addend's binary spikes
+  :class:`~spikeforge.folding.registry.Scale` of ``k`` terms; each consumer reads every addend's binary spikes
   with its own weight slice (``W ∗ Σ_j a_j ⊙ ŝ_j = [W·a_1, …, W·a_k] ∗ cat(ŝ_1, …, ŝ_k)``). An identity shortcut
   passes the input's terms on, so a stream of identity blocks accumulates terms until a downsampling block.
 * ``ms`` (MS-ResNet, real-valued stream ``x + bn2(conv2(sn2(bn1(conv1(sn1(x))))))``) — sn1 reads ``a ⊙ x̂`` and is

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.fold import FoldError, fold, verify_fold
-from spikeforge.fold.linear import compose_pool_conv, compose_pool_linear, materialize_pool, pending_pool
+from spikeforge.folding import FoldError, fold, verify_fold
+from spikeforge.folding.linear import compose_pool_conv, compose_pool_linear, materialize_pool, pending_pool
 from spikeforge.layers import AdaptiveAvgPool2d, AvgPool2d, Conv2d, Flatten, Linear, UnsharedConv2d, make_neuron
 
 G = torch.Generator().manual_seed(0)

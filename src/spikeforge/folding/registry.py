@@ -6,12 +6,15 @@ amplitude multiplying its output (see the package docstring for the contract).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
+
+from ..registry import Registry
 
 __all__ = ["FoldError", "PendingPool", "Scale", "FoldContext", "Rule", "fold_rule", "find_rule", "registered_rules"]
 
@@ -164,6 +167,53 @@ class FoldContext:
         finally:
             self.name = saved
 
+    # --- the toolkit a module's own ``fold_inference(scale, ctx)`` uses (no import of this package needed) -----
+    def error(self, message: str) -> FoldError:
+        """A :class:`FoldError` prefixed with the qualified name of the module being folded (raise it)."""
+        return FoldError(f"{self.name}: {message}" if self.name else message)
+
+    @contextlib.contextmanager
+    def scope(self, attr: str) -> Iterator[None]:
+        """Fold code inside the block runs under the qualified name ``<name>.<attr>``."""
+        saved = self.name
+        self.name = self.qualified(attr)
+        try:
+            yield
+        finally:
+            self.name = saved
+
+    def fold_sequence(self, parent: nn.Module, attrs: list[str], scale: Scale | None) -> Scale | None:
+        """:func:`~spikeforge.folding.fold_sequence`: fold ``parent``'s children ``attrs`` as a chain."""
+        from .rules_core import fold_sequence
+
+        return fold_sequence(parent, attrs, scale, self)
+
+    def check_max_commutes(self, scale: Scale, what: str) -> None:
+        """Raise unless ``max(a ⊙ s) = a ⊙ max(s)`` (a positive layer/channel amplitude)."""
+        from .rules_core import check_max_commutes
+
+        check_max_commutes(scale, what, self)
+
+    def merge_affine(self, layer: nn.Module, k: Tensor, b: Tensor, name: str) -> None:
+        """:func:`~spikeforge.folding.merge_affine`: ``layer``'s output becomes ``k ⊙ out + b`` (per channel)."""
+        from .linear import merge_affine
+
+        merge_affine(layer, k, b, name)
+
+    @staticmethod
+    def is_conv_like(module: nn.Module) -> bool:
+        """A conv/linear layer a following BN can merge into."""
+        from .linear import CONV_LIKE
+
+        return isinstance(module, CONV_LIKE)
+
+    @staticmethod
+    def is_norm_like(module: nn.Module) -> bool:
+        """A batch norm the fold merges into the preceding conv/linear (or turns into a :class:`StepAffine`)."""
+        from .linear import NORM_LIKE
+
+        return isinstance(module, NORM_LIKE)
+
     def child(self, parent: nn.Module, attr: str, scale: Scale | None) -> Scale | None:
         """Fold ``parent.<attr>`` in place (the folded module replaces it) and return its outgoing scale."""
         module = getattr(parent, attr)
@@ -176,7 +226,7 @@ class FoldContext:
         where = self.name or "the model"
         return FoldError(f"the amplitude of {scale.source} ({scale.granularity}-wise) reaches {where}"
                          f"{' (' + what + ')' if what else ''}, which no fold rule can absorb it into; keep that "
-                         "layer's input free of amplitudes or register a rule (see spikeforge.fold)")
+                         "layer's input free of amplitudes or register a rule (see spikeforge.folding)")
 
     def _fold_unregistered(self, module: nn.Module, scale: Scale | None) -> tuple[nn.Module, Scale | None]:
         kind = type(module).__name__
@@ -190,12 +240,12 @@ class FoldContext:
                 raise FoldError(
                     f"{self.name or 'the model'} ({kind}) has a custom forward, so the fold cannot tell which "
                     f"layers consume the amplitude of {out.source}; register a rule for {kind} with "
-                    "@spikeforge.fold.fold_rule in a module spikeforge/fold/rules_<name>.py")
+                    "@spikeforge.folding.fold_rule in a module spikeforge/folding/rules_<name>.py")
         return module, None
 
 
 Rule = Callable[[nn.Module, "Scale | None", FoldContext], "tuple[nn.Module, Scale | None]"]
-_RULES: dict[type, Rule] = {}
+_RULES: Registry[type, Rule] = Registry("fold rule for")
 # A rule's first parameter is its own module class (a subclass of nn.Module), which Rule's nn.Module parameter
 # does not accept (parameters are contravariant); the decorator therefore only fixes the return type.
 R = TypeVar("R", bound=Callable[..., "tuple[nn.Module, Scale | None]"])
@@ -211,19 +261,25 @@ def fold_rule(*types: type) -> Callable[[R], R]:
 
     def wrap(fn: R) -> R:
         for t in types:
-            if t in _RULES and _RULES[t] is not fn:
-                raise ValueError(f"a fold rule for {t.__name__} is already registered ({_RULES[t].__module__})")
-            _RULES[t] = fn
+            _RULES.add(t, fn)
         return fn
 
     return wrap
 
 
 def find_rule(module: nn.Module) -> Rule | None:
+    """The rule of the most specific class in ``type(module).__mro__`` that has a registered rule or defines its
+    own ``fold_inference`` method (:class:`~spikeforge.folding.FoldsItself`); None if there is none."""
     for cls in type(module).__mro__:
         if cls in _RULES:
             return _RULES[cls]
+        if "fold_inference" in vars(cls):
+            return _own_rule
     return None
+
+
+def _own_rule(module: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
+    return module.fold_inference(scale, ctx)  # type: ignore[operator]  # found by find_rule
 
 
 def registered_rules() -> dict[str, str]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.fold import FoldError, StepAffine, fold, leftovers, verify_fold
+from spikeforge.folding import FoldError, StepAffine, fold, leftovers, verify_fold
 from spikeforge.layers import AvgPool2d, BasicBlock, Conv2d, Flatten, Linear, make_neuron
 from spikeforge.layers.norm import BNTT2d, TEBN2d
 from spikeforge.layers.unshared import UnsharedConv2d
@@ -286,7 +286,7 @@ def test_inplace_returns_the_same_object() -> None:
 
 def test_top_level_fold_is_callable_after_the_package_import() -> None:
     import spikeforge
-    import spikeforge.fold  # binds the subpackage to spikeforge.fold
+    import spikeforge.folding  # the package of the fold; spikeforge.fold stays a function
 
     model = nn.Sequential(Linear(4, 3), Neuron("soft-mpr"), Linear(3, 2)).double().eval()
     folded = spikeforge.fold(model)

@@ -21,8 +21,8 @@ def fold(model: nn.Module, *, inplace: bool = False) -> nn.Module:
     mode whose neurons emit plain {0, 1} / {−1, 0, 1} spikes.
 
     MPBN and MPR move into thresholds, amplitudes into every consumer of the spike tensor, time-shared BNs into
-    the preceding conv/linear, per-step BNs become :class:`~spikeforge.fold.StepAffine`, train-only initial
-    membranes are dropped. Raises :class:`~spikeforge.fold.FoldError` for anything without an exact rule.
+    the preceding conv/linear, per-step BNs become :class:`~spikeforge.folding.StepAffine`, train-only initial
+    membranes are dropped. Raises :class:`~spikeforge.folding.FoldError` for anything without an exact rule.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fold expects an nn.Module, got {type(model).__name__}")

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikeforge.fold import FoldError, Scale, fold, fold_conv_norm, fold_rule, registered_rules, verify_fold
-from spikeforge.fold.registry import _RULES
+from spikeforge.folding import FoldError, Scale, fold, fold_conv_norm, fold_rule, registered_rules, verify_fold
+from spikeforge.folding.registry import _RULES
 from spikeforge.layers import BatchNorm1d, Linear
 from spikeforge.neurons import Neuron
 

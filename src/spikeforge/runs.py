@@ -1,4 +1,7 @@
-"""Pickle-free checkpoints: safetensors for tensors, JSON for everything else, atomic writes.
+"""Run directories: load and save a run, its checkpoints and manifests — the one home of run I/O, used by the
+trainer and by ``spikeforge eval/fold/energy/report``.
+
+Pickle-free checkpoints: safetensors for tensors, JSON for everything else, atomic writes.
 
 Layout of a run directory written by :class:`spikeforge.train.Trainer`::
 
@@ -20,6 +23,7 @@ truncated or edited file detectable. Nothing is ever unpickled.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import tempfile
@@ -34,7 +38,7 @@ from torch import Tensor, nn
 __all__ = [
     "CheckpointError", "atomic_write_bytes", "save_tensors", "load_tensors", "save_json", "load_json",
     "write_checkpoint", "read_checkpoint", "load_run", "resolve_weights", "read_config", "CONFIG_NAME",
-    "update_run_manifest", "verify_run_file", "finished_epochs",
+    "update_run_manifest", "verify_run_file", "finished_epochs", "build_model", "fill_model_from_data", "model_kwargs",
 ]
 
 CONFIG_NAME = "config.yaml"
@@ -223,6 +227,46 @@ def read_checkpoint(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 # --- run directories -------------------------------------------------------------------------------------
+def model_kwargs(cfg: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(model name, model options)`` of a recipe's ``model`` section."""
+    m = dict(cfg["model"])
+    name = m.pop("name")
+    return str(name), m
+
+
+def build_model(cfg: Mapping[str, Any]) -> nn.Module:
+    """``create_model(model.name, **model options)`` from a (resolved) recipe."""
+    from .models import create_model
+
+    name, kw = model_kwargs(cfg)
+    for k in ("input_size", "widths", "hidden"):
+        if isinstance(kw.get(k), list):
+            kw[k] = tuple(kw[k])
+    return create_model(name, **kw)
+
+
+def fill_model_from_data(cfg: dict[str, Any], train: Any) -> None:
+    """Fill ``num_classes``, ``in_channels``/``input_size`` (images, events) or ``in_features``/``in_channels``
+    (points) from the data when the model factory accepts them and the recipe left them unset."""
+    name, _ = model_kwargs(cfg)
+    from .models import model_entry
+
+    params = inspect.signature(model_entry(name)).parameters
+    x = train.x
+    facts: dict[str, Any] = {"num_classes": int(train.num_classes)}
+    if train.kind == "static":
+        facts.update(in_channels=int(x.shape[1]), input_size=[int(x.shape[2]), int(x.shape[3])],
+                     in_features=int(x[0].numel()))
+    elif train.kind == "events":
+        facts.update(in_channels=int(x.shape[2]), input_size=[int(x.shape[3]), int(x.shape[4])],
+                     in_features=int(x[0, 0].numel()))
+    elif train.kind == "points":
+        facts.update(in_channels=int(x.shape[1]), num_points=int(x.shape[2]))
+    for key, value in facts.items():
+        if key in params and key not in cfg["model"]:
+            cfg["model"][key] = value
+
+
 def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The resolved recipe ``RUN/config.yaml`` of a run directory."""
     path = Path(run_dir) / CONFIG_NAME
@@ -286,8 +330,6 @@ def load_run(run_dir: str | os.PathLike[str], which: str | None = None,
     ``run_dir`` may also be a checkpoint folder (``RUN/checkpoints/best``) or a weights file. The model is built
     from ``config.yaml`` with :func:`spikeforge.create_model` and the safetensors weights are loaded strictly.
     """
-    from .builders import build_model
-
     run, weights = _run_and_weights(Path(run_dir), which)
     cfg = read_config(run)
     model = build_model(cfg)

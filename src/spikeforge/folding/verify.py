@@ -3,45 +3,68 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from ..neurons import observe, spiking_neurons
+from .protocols import source_names
 
-__all__ = ["FoldReport", "verify_fold"]
+__all__ = ["FoldReport", "LayerCheck", "verify_fold"]
 
 
+@dataclass(frozen=True)
+class LayerCheck:
+    """One spiking layer in :func:`verify_fold` (float64 run): ``mismatches`` of ``size`` spike entries differ
+    between the trained and the folded model; ``spike_values`` are the distinct values the folded layer emitted."""
+
+    mismatches: int
+    size: int
+    spike_values: tuple[float, ...] = ()
+
+
+@dataclass(eq=False, repr=False)
 class FoldReport(float):
-    """The result of :func:`verify_fold`. It *is* a float — the maximal logit deviation ``max_dev`` — so
-    ``verify_fold(...) < 1e-5`` keeps working, and carries the details as attributes:
+    """The result of :func:`verify_fold`.
 
     * ``max_dev`` — ``max |Δ logits| / max |logits|`` in float64;
     * ``logits_max_abs`` — ``max |logits|`` of the trained model (float64);
     * ``spikes_equal`` — every spiking layer's spikes identical (float64), layers matched by qualified name;
-    * ``layer_mismatch`` / ``layer_size`` — number of differing spike entries / entries per layer;
-    * ``spike_values`` — distinct spike values per folded layer; ``spike_values_ok`` — all within {0, 1}
-      (binary neurons) or {−1, 0, 1} (ternary);
+    * ``layers`` — per spiking layer a :class:`LayerCheck` (``layer_mismatch`` / ``layer_size`` /
+      ``spike_values`` are the same as dicts); ``spike_values_ok`` — all folded spikes within {0, 1} (binary
+      neurons) or {−1, 0, 1} (ternary);
     * ``float32_spike_agreement`` — fraction of equal spike entries over all layers in float32;
     * ``float32_prediction_agreement`` — fraction of equal predicted classes (argmax of the mean over T) in
       float32.
+
+    For compatibility with code written against the earlier float result, the report's numeric value (``float``,
+    comparisons) is ``max_dev``; use the fields.
     """
 
     max_dev: float
     logits_max_abs: float
     spikes_equal: bool
-    layer_mismatch: dict[str, int]
-    layer_size: dict[str, int]
-    spike_values: dict[str, list[float]]
+    layers: dict[str, LayerCheck]
     spike_values_ok: bool
     float32_spike_agreement: float
     float32_prediction_agreement: float
 
-    def __new__(cls, max_dev: float, **details: Any) -> FoldReport:
-        obj = super().__new__(cls, max_dev)
-        obj.__dict__.update(details, max_dev=float(max_dev))
-        return obj
+    def __new__(cls, max_dev: float, *args: Any, **kwargs: Any) -> FoldReport:
+        return super().__new__(cls, max_dev)
+
+    @property
+    def layer_mismatch(self) -> dict[str, int]:
+        return {k: v.mismatches for k, v in self.layers.items()}
+
+    @property
+    def layer_size(self) -> dict[str, int]:
+        return {k: v.size for k, v in self.layers.items()}
+
+    @property
+    def spike_values(self) -> dict[str, list[float]]:
+        return {k: list(v.spike_values) for k, v in self.layers.items() if v.spike_values}
 
     def ok(self, tol: float = 1e-5) -> bool:
         """Logits within ``tol`` (relative), identical spikes and plain spike values."""
@@ -64,6 +87,8 @@ def _logits(out: Any) -> Tensor:
         return out[0]
     if isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
         return out["logits"]
+    if isinstance(getattr(out, "logits", None), Tensor):  # spikeforge.models.ModelOutput
+        return out.logits
     raise TypeError(f"verify_fold needs the model to return logits (a tensor, a tuple starting with one, or a dict "
                     f"with 'logits'), got {type(out).__name__}")
 
@@ -83,9 +108,9 @@ def _run(model: nn.Module, x: Any, seed: int) -> tuple[Tensor, dict[str, Tensor]
 
 
 def _renamed(folded: nn.Module, by_name: dict[str, Any]) -> dict[str, Any]:
-    """Key per-neuron records by the source model's names when a network was rebuilt under other names (it then
-    carries ``source_neuron_names``, e.g. Joint A-SNN's SNN export and its folded form)."""
-    names = getattr(folded, "source_neuron_names", None)
+    """Key per-neuron records by the source model's names when a network was rebuilt under other names
+    (:class:`~spikeforge.folding.RenamesNeurons`, e.g. Joint A-SNN's SNN export and its folded form)."""
+    names = source_names(folded)
     return by_name if not names else {names.get(k, k): v for k, v in by_name.items()}
 
 
@@ -146,7 +171,8 @@ def verify_fold(model: nn.Module, folded: nn.Module, x: Any, *, seed: int = 0) -
         if u is not None and v is not None and u.shape == v.shape:
             equal += int((u == v).sum())
     pred_agree = float((_predictions(l1) == _predictions(l2)).double().mean())
+    layers = {k: LayerCheck(mismatch[k], size[k], tuple(values.get(k, ()))) for k in mismatch}
     return FoldReport(
-        max_dev, logits_max_abs=scale, spikes_equal=not any(mismatch.values()), layer_mismatch=mismatch,
-        layer_size=size, spike_values=values, spike_values_ok=values_ok,
-        float32_spike_agreement=equal / total if total else 1.0, float32_prediction_agreement=pred_agree)
+        max_dev, logits_max_abs=scale, spikes_equal=not any(mismatch.values()), layers=layers,
+        spike_values_ok=values_ok, float32_spike_agreement=equal / total if total else 1.0,
+        float32_prediction_agreement=pred_agree)

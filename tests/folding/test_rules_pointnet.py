@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import spikeforge as sf
-from spikeforge.fold import FoldError, StepAffine, fold, verify_fold
+from spikeforge.folding import FoldError, StepAffine, fold, verify_fold
 from spikeforge.models.pointnet import SpikingPointNet
 
 

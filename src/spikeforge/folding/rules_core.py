@@ -1,6 +1,6 @@
 """Fold rules of the core layers: containers, conv/linear (+BN), pass-through ops and the spiking neuron.
 
-Each rule is ``rule(module, scale, ctx) -> (folded_module, out_scale)`` (see :mod:`spikeforge.fold`).
+Each rule is ``rule(module, scale, ctx) -> (folded_module, out_scale)`` (see :mod:`spikeforge.folding`).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _avg_pool(m: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     terms concatenated along channels pools term by term).
 
     An element-wise amplitude ``a[C, H, W]`` of a 2-D map: the pool is linear, so it moves into its consumers
-    (:class:`~spikeforge.fold.registry.PendingPool`): the pool becomes an ``nn.Identity`` and the next conv absorbs
+    (:class:`~spikeforge.folding.registry.PendingPool`): the pool becomes an ``nn.Identity`` and the next conv absorbs
     pool and amplitude as one unshared conv, a linear layer after a global pool and a flatten reads the flattened
     ``C·H·W`` map, any other consumer (an identity shortcut) gets the pool as a depthwise unshared conv.
     """
@@ -181,7 +181,7 @@ def mpbn_threshold(mpbn: MembraneBN, v_th: Tensor, name: str) -> tuple[Tensor, b
 
     Returns ``(threshold, per_step)``; per-step running statistics give ``[S, 1, *feature]`` (leading step dim,
     batch dim 1). ``λ`` is the effective (floored) scale; ``λ ≤ 0`` (possible only with ``mpbn_min_scale=None``)
-    flips or removes the comparison and raises :class:`FoldError` (methods.md §10.2).
+    flips or removes the comparison and raises :class:`FoldError` (``docs/methods/mpbn.md``).
     """
     lam = mpbn.scale().detach()
     bad = (lam <= 0).nonzero().flatten().tolist()
@@ -271,19 +271,15 @@ def _neuron(neuron: Neuron, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     if neuron.amplitude is not None:
         amp = neuron.amplitude
         out = Scale(amp.weight.detach().clone(), amp.granularity, name)
-    # rebuild the neuron as plain spiking inference
-    neuron.mpbn = None
-    neuron.amplitude = None
-    if "threshold" in neuron._parameters:
-        del neuron._parameters["threshold"]
-    else:
-        del neuron._buffers["threshold"]
-    neuron.register_buffer("threshold", thr.to(dtype=raw_thr.dtype, device=raw_thr.device))
-    if low is not None:
-        neuron.register_buffer("threshold_low", low.to(dtype=raw_thr.dtype, device=raw_thr.device))
-    neuron.threshold_per_step = per_step
-    neuron.spec = dataclasses.replace(spec, pre_fire="none", soft_reset_amount=soft_amount, v_reset=v_reset)
-    neuron.config = dataclasses.replace(
-        cfg, pre_fire=None, amplitude=None, learn_threshold=False, soft_reset_amount=soft_amount, v_reset=v_reset,
-        init="zero" if cfg.init_when == "train" else cfg.init)
-    return neuron, out
+    # a new plain neuron with the folded inference parameters (the trained one is left as it is)
+    params = neuron.inference_params()
+    folded = Neuron.from_inference(dataclasses.replace(
+        params,
+        config=dataclasses.replace(cfg, pre_fire=None, amplitude=None, learn_threshold=False,
+                                   soft_reset_amount=soft_amount, v_reset=v_reset,
+                                   init="zero" if cfg.init_when == "train" else cfg.init),
+        threshold=thr.to(dtype=raw_thr.dtype, device=raw_thr.device),
+        threshold_low=None if low is None else low.to(dtype=raw_thr.dtype, device=raw_thr.device),
+        threshold_per_step=per_step))
+    folded.train(neuron.training)
+    return folded, out

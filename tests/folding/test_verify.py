@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from spikeforge import verify_fold as top_level_verify
-from spikeforge.fold import FoldReport, fold, verify_fold
+from spikeforge.folding import FoldReport, fold, verify_fold
 
 from ._nets import inputs, make_net, train_steps
 

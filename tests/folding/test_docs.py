@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from spikeforge.fold.registry import _RULES
+from spikeforge.folding.registry import _RULES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "methods"
 PAGES = ["ternary_spike.md", "real_spike.md", "mpbn.md", "soft_reset_mpr.md", "folding.md"]

@@ -1,7 +1,9 @@
 """Fold a trained network into plain binary/ternary spiking inference (training–inference decoupling).
 
-``fold(model)`` returns a deep copy in eval mode in which every training-only part has moved into ordinary
-weights, biases and thresholds; ``verify_fold(model, folded, x)`` measures how exactly it reproduces the model.
+The package is ``spikeforge.folding``; its two entry points are also the plain functions ``spikeforge.fold`` and
+``spikeforge.verify_fold``. ``fold(model)`` returns a deep copy in eval mode in which every training-only part has
+moved into ordinary weights, biases and thresholds; ``verify_fold(model, folded, x)`` measures how exactly it
+reproduces the model.
 
 Rules (each exact in exact arithmetic; formulas in the modules named):
 
@@ -11,7 +13,8 @@ Rules (each exact in exact arithmetic; formulas in the modules named):
   :class:`StepAffine`.
 * MPBN (arXiv:2308.08359) → threshold ``Ṽ = (V_th − β)·sqrt(σ² + ε)/λ + μ`` per channel/element, per step with
   per-step running statistics (``threshold_per_step=True``). ``λ ≤ 0`` raises :class:`FoldError` naming the layer
-  and channels (methods.md §10.2: the library keeps ``λ ≥ mpbn_min_scale`` in training by default).
+  and channels (MPBN arXiv:2308.08359, ``docs/methods/mpbn.md``: the library keeps ``λ ≥ mpbn_min_scale`` in training
+  by default).
 * MPR (arXiv:2307.04356) → threshold ``φ⁻¹(V_th)`` (exact; ``= V_th`` at 0.5), ``pre_fire='none'``.
 * Amplitudes (Ternary Spike arXiv:2312.06372, Real Spike arXiv:2210.06686) → every consumer of the spike tensor:
   conv/linear weights (input-channel slice or whole tensor), an :class:`~spikeforge.layers.unshared.UnsharedConv2d`
@@ -25,7 +28,7 @@ Rules (each exact in exact arithmetic; formulas in the modules named):
 
 Extending the fold (rule API). A rule is a function registered for a module type::
 
-    from spikeforge.fold import FoldContext, Scale, fold_rule, fold_conv_norm, fold_sequence
+    from spikeforge.folding import FoldContext, Scale, fold_rule, fold_conv_norm, fold_sequence
 
     @fold_rule(MyBlock)
     def fold_my_block(block: MyBlock, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
@@ -41,31 +44,32 @@ Extending the fold (rule API). A rule is a function registered for a module type
   multiply a folded layer's output; ``scale_input`` absorbs an amplitude into a layer.
 * Keep module names: replace a merged BN by ``nn.Identity()`` (``fold_conv_norm`` does), never delete children,
   so ``verify_fold`` can match neurons by qualified name.
-* Put the rule in ``spikeforge/fold/rules_<name>.py``: every such module is imported with this package.
-  The most specific registered class in a module's MRO wins. Modules without a rule: a leaf passes through (an
-  incoming amplitude is an error); a container's children are folded independently (an amplitude leaving one
-  is an error, since its forward is unknown).
+* Library layers: put the rule in ``spikeforge/folding/rules_<name>.py`` (every such module is imported with this
+  package). Architectures never get a rule here (this package imports no model): a model module writes its rule
+  as a method ``fold_inference(scale, ctx)`` (:class:`FoldsItself`, see :mod:`.protocols`), using only the
+  ``ctx`` toolkit. The most specific class in a module's MRO with a registered rule or its own method wins.
+  Modules without a rule: a leaf passes through (an incoming amplitude is an error); a container's children are
+  folded independently (an amplitude leaving one is an error, since its forward is unknown).
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
-import types
-from typing import Any
 
 from .api import fold, leftovers
 from .linear import StepAffine, merge_affine, norm_to_affine, scale_input, scale_output
+from .protocols import FoldsItself, RenamesNeurons
 from .registry import FoldContext, FoldError, Scale, find_rule, fold_rule, registered_rules
 from .rules_blocks import scale_branch_output
 from .rules_core import fold_conv_norm, fold_sequence, mpbn_threshold
-from .verify import FoldReport, verify_fold
+from .verify import FoldReport, LayerCheck, verify_fold
 
 __all__ = [
-    "FoldContext", "FoldError", "FoldReport", "Scale", "StepAffine", "find_rule", "fold", "fold_conv_norm",
-    "fold_rule", "fold_sequence", "leftovers", "merge_affine", "mpbn_threshold", "norm_to_affine",
-    "registered_rules", "scale_branch_output", "scale_input", "scale_output", "verify_fold",
+    "FoldContext", "FoldError", "FoldReport", "FoldsItself", "LayerCheck", "RenamesNeurons", "Scale", "StepAffine",
+    "find_rule", "fold", "fold_conv_norm", "fold_rule", "fold_sequence", "leftovers", "merge_affine",
+    "mpbn_threshold", "norm_to_affine", "registered_rules", "scale_branch_output", "scale_input", "scale_output",
+    "verify_fold",
 ]
 
 
@@ -77,14 +81,3 @@ def _import_rules() -> None:
 
 _import_rules()
 
-
-class _CallableModule(types.ModuleType):
-    """Importing this package replaces the function ``spikeforge.fold`` by the module ``spikeforge.fold`` (Python
-    binds a subpackage to its parent's attribute); making the module callable keeps ``spikeforge.fold(model)``
-    and ``from spikeforge import fold; fold(model)`` working either way."""
-
-    def __call__(self, model: Any, **kwargs: Any) -> Any:
-        return fold(model, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
