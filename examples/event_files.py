@@ -28,14 +28,20 @@ SHIFTS = [(0, 0), (3, 3), (6, 0), (0, 0)]  # a triangular saccade, as the N-MNIS
 def recording(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """ON/OFF events of a 8x8 image scaled to 24x24 moving along SHIFTS on a 34x34 sensor, 100 ms per leg."""
     big = np.kron(image / 16.0, np.ones((3, 3)))
-    t, xs, ys, ps = [], [], [], []
+    t: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
+    ys: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
     for leg, ((x0, y0), (x1, y1)) in enumerate(zip(SHIFTS[:-1], SHIFTS[1:])):
         for k in range(4):                                  # 4 positions per leg
             dx, dy = x0 + (x1 - x0) * k // 4 + 2, y0 + (y1 - y0) * k // 4 + 2
             yy, xx = np.nonzero(big > rng.random(big.shape))  # brighter pixels fire more often
             now = leg * 100_000 + k * 25_000 + rng.integers(0, 25_000, len(yy))
-            t += list(now); xs += list(xx + dx); ys += list(yy + dy); ps += list((leg + k) % 2 * np.ones(len(yy)))
-    ev = make_events(t, xs, ys, ps)
+            t.append(now)
+            xs.append(xx + dx)
+            ys.append(yy + dy)
+            ps.append(np.full(len(yy), (leg + k) % 2))  # alternate ON/OFF as edges pass
+    ev = make_events(np.concatenate(t), np.concatenate(xs), np.concatenate(ys), np.concatenate(ps))
     return ev[np.argsort(ev["t"], kind="stable")]
 
 
