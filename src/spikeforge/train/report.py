@@ -67,6 +67,7 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     def series(key: str) -> tuple[list[float], list[float]]:
         rows = [r for r in history if key in r]  # test columns are empty on epochs without evaluation
@@ -89,6 +90,8 @@ def plot_curves(history: list[dict[str, float]], path: Path) -> Path:
     a2.set_ylabel("accuracy (%)")
     a2.set_title("accuracy", fontsize=9)
     a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
