@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench fuzz clean
+.PHONY: demo test lint typecheck bench fuzz docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,5 +39,9 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt loguru tqdm
 	$(BIN)/python benchmarks/neuron.py
 
+# documentation site into site/ (MkDocs + Material, API reference from the docstrings); strict: warnings fail
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict -d site
+
 clean:
-	rm -rf $(VENV) runs build dist
+	rm -rf $(VENV) runs build dist site

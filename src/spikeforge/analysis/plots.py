@@ -6,6 +6,9 @@
   MPBN (arXiv:2308.08359) reshape.
 * :func:`plot_firing_rates` — mean firing rate per layer (bars), the −1 share stacked for ternary layers.
 * :func:`plot_raster` — spike trains of a few neurons of the first sample per layer (+1 dots, −1 crosses).
+* :func:`plot_confusion` — a confusion matrix (rows: true class, columns: predicted class).
+
+``labels`` maps a recorded layer name to the text shown for it (default: the qualified module name).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Any
 
 from .monitor import MonitorResult
 
-__all__ = ["plot_membrane_histograms", "plot_firing_rates", "plot_raster"]
+__all__ = ["plot_membrane_histograms", "plot_firing_rates", "plot_raster", "plot_confusion"]
 
 
 def _plt() -> Any:
@@ -63,18 +66,21 @@ def _save(plt: Any, fig: Any, path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(p, dpi=100)
+    fig.savefig(p, dpi=100, bbox_inches="tight")  # keeps legends placed outside the axes
     plt.close(fig)
     return p
 
 
 def plot_membrane_histograms(result: Any, path: str | os.PathLike[str], *, bins: int = 60,
-                             layers: list[str] | None = None) -> Path:
-    """Histogram of sampled membrane potentials per spiking layer with the threshold(s) marked; returns the path."""
+                             layers: list[str] | None = None, labels: dict[str, str] | None = None) -> Path:
+    """Histogram of sampled membrane potentials per spiking layer with the threshold(s) marked; returns the path.
+
+    Each panel states how many values it plots out of how many the monitor saw (a uniform reservoir sample)."""
     res = _result(result)
     names = _pick(res, layers)
     plt = _plt()
-    fig, axes = _grid(plt, len(names), (3.6, 2.8))
+    fig, axes = _grid(plt, len(names), (3.6, 2.9))
+    handles: dict[str, Any] = {}
     for ax, name in zip(axes, names):
         rec = res.neurons[name]
         v = rec.membrane.float()
@@ -87,22 +93,30 @@ def plot_membrane_histograms(result: Any, path: str | os.PathLike[str], *, bins:
         for sgn in signs:
             a, b = sorted((sgn * lo, sgn * hi))
             if hi > lo:
-                ax.axvspan(a, b, color="tab:red", alpha=0.2, label="V_th range" if sgn > 0 else None)
+                h = ax.axvspan(a, b, color="tab:red", alpha=0.2)
+                handles.setdefault("threshold range [min, max]" + (" and its negative" if len(signs) > 1 else ""), h)
             else:
-                ax.axvline(a, color="tab:red", ls="--", label="V_th" if sgn > 0 else None)
-        ax.set_title(f"{name} ({rec.spike}, n={rec.membrane_seen:,})", fontsize=8)
-        ax.set_xlabel("membrane potential u", fontsize=8)
+                h = ax.axvline(a, color="tab:red", ls="--")
+                handles.setdefault("threshold V_th" + (" and −V_th" if len(signs) > 1 else ""), h)
+        title = (labels or {}).get(name, name)
+        ax.set_title(f"{title}\n{rec.spike}, n = {v.numel():,} plotted of {rec.membrane_seen:,}", fontsize=8)
+        ax.set_xlabel("membrane potential before firing", fontsize=8)
+        ax.set_ylabel("count", fontsize=8)
         ax.tick_params(labelsize=7)
-        ax.legend(fontsize=7)
+    if handles:
+        fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+                   bbox_to_anchor=(0.5, -0.04), frameon=False)
     return _save(plt, fig, path)
 
 
-def plot_firing_rates(result: Any, path: str | os.PathLike[str], *, layers: list[str] | None = None) -> Path:
-    """Bar chart of the mean firing rate per spiking layer (−1 share hatched for ternary layers)."""
+def plot_firing_rates(result: Any, path: str | os.PathLike[str], *, layers: list[str] | None = None,
+                      labels: dict[str, str] | None = None) -> Path:
+    """Bar chart of the mean firing rate per spiking layer (−1 share hatched for ternary layers); the legend sits
+    outside the axes so it never covers a bar."""
     res = _result(result)
     names = _pick(res, layers)
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.6 * len(names) + 2), 3.2))
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.7 * len(names) + 2.5), 3.4))
     rates = [res.neurons[n].rate for n in names]
     neg = [res.neurons[n].rate * res.neurons[n].negative_fraction for n in names]
     xs = list(range(len(names)))
@@ -111,10 +125,49 @@ def plot_firing_rates(result: Any, path: str | os.PathLike[str], *, layers: list
         ax.bar(xs, neg, bottom=[r - m for r, m in zip(rates, neg)], color="tab:orange", hatch="//",
                label="−1 spikes")
     ax.set_xticks(xs)
-    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=7)
-    ax.set_ylabel("spikes / neuron / step")
-    ax.set_title(f"firing rate per layer ({res.samples} samples, T={res.time_steps:g})", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_xticklabels([(labels or {}).get(n, n) for n in names], rotation=30, ha="right", fontsize=7)
+    ax.set_xlabel("spiking layer", fontsize=8)
+    ax.set_ylabel("spikes / neuron / time step", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_ylim(0, max(rates + [1e-9]) * 1.15)
+    ax.set_title(f"mean firing rate per layer ({res.samples:,} samples, T = {res.time_steps:g})", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return _save(plt, fig, path)
+
+
+def plot_confusion(matrix: Any, classes: list[str], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Confusion matrix ``matrix[true, predicted]`` (counts) as a PNG: row-normalised colours, counts written in
+    the cells when there are at most 20 classes."""
+    import numpy as np
+
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(classes):
+        raise ValueError(f"matrix must be [C, C] with C = len(classes) = {len(classes)}, got shape {m.shape}")
+    plt = _plt()
+    n = len(classes)
+    size = min(12.0, max(4.0, 0.35 * n + 2.5))
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    rows = m.sum(1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cbar.set_label("fraction of the true class", fontsize=8)
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=7,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    ticks = list(range(n)) if n <= 40 else list(range(0, n, max(1, n // 20)))
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    long_names = max((len(c) for c in classes), default=0) > 3
+    ax.set_xticklabels([classes[i] for i in ticks], rotation=45 if long_names else 0,
+                       ha="right" if long_names else "center", fontsize=8)
+    ax.set_yticklabels([classes[i] for i in ticks], fontsize=8)
+    ax.set_xlabel("predicted class", fontsize=8)
+    ax.set_ylabel("true class", fontsize=8)
+    ax.set_title(title or f"confusion matrix ({int(m.sum()):,} samples)", fontsize=9)
     return _save(plt, fig, path)
 
 

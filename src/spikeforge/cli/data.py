@@ -10,7 +10,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     dsub.add_parser("list", help="registered dataset names")
     info = dsub.add_parser("info", help="facts about one dataset and where its files were found")
-    info.add_argument("name")
+    info.add_argument("name", help="registered dataset name (spikeforge data list)")
     info.add_argument("--root", help="dataset folder (default search: $SPIKEFORGE_DATA and system locations)")
     p.set_defaults(func=run, _parser=p)
 

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             q.add_argument("--shots", type=int, help="K shots per class (default 16)")
             q.add_argument("--adapter", choices=["spiking", "relu"], help="LIF adapter (default) or ANN baseline")
             q.add_argument("--epochs", type=int, help="training epochs (official: 250)")
-        q.add_argument("--seed", type=int)
+        q.add_argument("--seed", type=int,
+                       help="random seed of the split, shot sampling and training (default: the recipe's)")
         q.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="any NeuroCLIP setting, YAML-typed (e.g. --set count_threshold=1 --set search=false "
                             "--set data_options.denoise_us=5000); repeatable")
@@ -41,10 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         q.add_argument("--allow-download", action="store_true",
                        help="let transformers fetch a model id from the network (off by default)")
         q.add_argument("--json", action="store_true", help="print the metrics as JSON")
-        q.add_argument("--quiet", action="store_true")
+        q.add_argument("--quiet", action="store_true",
+                       help="print only errors (the metrics are still written to the run directory)")
         q.set_defaults(func=run, _protocol=name)
     r = nsub.add_parser("recipes", help="list bundled NeuroCLIP recipes (or print one)")
-    r.add_argument("name", nargs="?")
+    r.add_argument("name", nargs="?", help="a bundled NeuroCLIP recipe to print (default: list them)")
     r.set_defaults(func=run, _protocol="recipes")
     p.set_defaults(func=run, _protocol=None, _parser=p)
 

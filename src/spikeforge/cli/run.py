@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--T", type=positive_int, help="time steps (default: recorded in the artifact; ONNX: unrolled T)")
     p.add_argument("--dt", type=float, help="NIR: time step of a graph without spikeforge metadata")
     p.add_argument("--limit", type=positive_int, help="first N test samples only")
-    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256, help="samples per forward (default 256)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
