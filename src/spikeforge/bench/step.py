@@ -67,7 +67,7 @@ class StepConfig:
     input_size: int = 32
     width: float = 0.25  # resnet19 only
     repeats: int = 5
-    warmup: int = 1
+    warmup: int = 0  # untimed steps beyond the two every measurement starts with (set-up, memory)
     threads: int | None = None
     seed: int = 0
     lr: float = 0.01
@@ -130,17 +130,35 @@ def _neuron_cfg(p: LIFParams, backend: str = "auto") -> dict:
                 surrogate="atan", surrogate_param=p.alpha, backend=backend)
 
 
-def spikeforge_model(cfg: StepConfig, p: LIFParams | None = None, backend: str = "auto") -> nn.Module:
-    """The benchmark network in spikeforge (fixed seed: every library copies these weights)."""
+def spikeforge_model(cfg: StepConfig, p: LIFParams | None = None, backend: str = "auto",
+                     random_bn: bool = False) -> nn.Module:
+    """The benchmark network in spikeforge (fixed seed: every library copies these weights).
+
+    ``random_bn``: random BN affine and running statistics (for the eval-mode agreement check: with the default
+    running statistics an identity shortcut can put a membrane exactly on the threshold, where snnTorch's
+    ``h > V_th`` and everyone else's ``h >= V_th`` differ).
+    """
     from ..models import create_model
 
     p = p or LIFParams()
     torch.manual_seed(cfg.seed)
     if cfg.model == "vgg4":
-        return create_model("convnet", num_classes=10, in_channels=3, input_size=cfg.input_size,
-                            widths=(64, 128, 256, 256), neuron=_neuron_cfg(p, backend))
-    return create_model("resnet19", num_classes=10, in_channels=3, input_size=cfg.input_size, width=cfg.width,
-                        neuron=_neuron_cfg(p, backend))
+        model = create_model("convnet", num_classes=10, in_channels=3, input_size=cfg.input_size,
+                             widths=(64, 128, 256, 256), neuron=_neuron_cfg(p, backend))
+    else:
+        model = create_model("resnet19", num_classes=10, in_channels=3, input_size=cfg.input_size,
+                             width=cfg.width, neuron=_neuron_cfg(p, backend))
+    if random_bn:
+        gen = torch.Generator().manual_seed(cfg.seed + 11)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    n = m.num_features
+                    m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
+                    m.running_var.copy_(0.2 + 0.3 * torch.rand(n, generator=gen))
+                    m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
+                    m.bias.copy_(0.3 + 0.2 * torch.randn(n, generator=gen))
+    return model
 
 
 # --- per-step neurons of the peers ---------------------------------------------------------------------------
@@ -304,10 +322,10 @@ class _SJ(nn.Module):
         return self.net(x)
 
 
-def build(library: str, cfg: StepConfig, p: LIFParams | None = None) -> nn.Module:
+def build(library: str, cfg: StepConfig, p: LIFParams | None = None, random_bn: bool = False) -> nn.Module:
     """The benchmark network of ``library``: ``x[T, B, 3, H, W] -> logits[T', B, 10]`` (same weights for all)."""
     p = p or LIFParams()
-    model = spikeforge_model(cfg, p)
+    model = spikeforge_model(cfg, p, random_bn=random_bn)
     if library == "spikeforge":
         return model
     if library == "spikeforge-compressed":
@@ -375,19 +393,21 @@ def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepM
         return time.perf_counter() - t0, t1 - t0
 
     step()  # momentum buffers, lazy set-up, kernel build
-    peak = None
-    if memory:
-        gc.collect()
-        rss = _status_kib("VmRSS")
-        if rss is not None and _reset_peak_rss():
-            step()
-            hwm = _status_kib("VmHWM")
-            peak = None if hwm is None else (hwm - rss) * 1024
     for _ in range(cfg.warmup):
         step()
+    peak = None
     times, fwd = [], []
-    for _ in range(cfg.repeats):
+    for i in range(cfg.repeats):
+        # the first timed step also gives the peak memory (reading /proc is outside the timed region)
+        watch = memory and i == 0
+        if watch:
+            gc.collect()
+            rss = _status_kib("VmRSS")
+            watch = rss is not None and _reset_peak_rss()
         t, f = step()
+        if watch:
+            hwm = _status_kib("VmHWM")
+            peak = None if hwm is None or rss is None else (hwm - rss) * 1024
         times.append(t)
         fwd.append(f)
     dist = _DIST.get(library, library)
@@ -465,7 +485,8 @@ def check_step_agreement(libraries: Sequence[str], cfg: StepConfig) -> list[Step
     p = LIFParams()
 
     def run(lib: str) -> tuple[int, Tensor, list[Tensor]]:
-        model = spikeforge_model(cfg, p, "reference") if lib == "reference" else build(lib, cfg, p)
+        model = (spikeforge_model(cfg, p, "reference", random_bn=True) if lib == "reference"
+                 else build(lib, cfg, p, random_bn=True))
         model.eval()
         read = _count_spikes(model)
         logits = model(x).mean(0)
