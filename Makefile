@@ -31,7 +31,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt snntorch
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 nirtorch
 	$(BIN)/pip install -q -c constraints.txt loguru tqdm
-	$(BIN)/python benchmarks/neuron.py
+	$(BIN)/python benchmarks/step.py
 
 clean:
 	rm -rf $(VENV) runs build dist

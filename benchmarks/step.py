@@ -17,6 +17,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import subprocess
@@ -163,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", default=None, help="PNG plot (default: benchmarks_step.png next to --out)")
     ap.add_argument("--models", nargs="+", default=["vgg4", "resnet19"], choices=["vgg4", "resnet19"])
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=2, help="interleaved subprocess rounds at T = 4")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="interleaved subprocess rounds at T = 4 (1 keeps `make bench` under 15 min at load ~30)")
+    ap.add_argument("--resnet-width", type=float, default=0.125, help="width multiplier of the ResNet-19")
     ap.add_argument("--repeats", type=int, default=2, help="timed steps per subprocess (after one set-up step)")
     ap.add_argument("--sweep", type=int, nargs="*", default=[1, 2, 8], help="other T for the sweep")
     ap.add_argument("--sweep-libraries", nargs="+", default=["spikeforge", "spikingjelly"])
@@ -191,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep_res: dict[tuple[str, int], list[StepMeasurement]] = {}
     for model in args.models:
         cfg = StepConfig(model=model, steps=4, batch=batch, input_size=size, repeats=repeats, warmup=0,
-                         threads=args.threads)
+                         threads=args.threads, width=args.resnet_width)
         log(f"{model}: agreement")
-        agreement[model] = check_step_agreement(libs, cfg)
+        agreement[model] = check_step_agreement(libs, dataclasses.replace(cfg, batch=min(batch, 4)))
         for a in agreement[model]:
             if a.spikes != a.reference_spikes and a.library != "norse":
                 raise SystemExit(f"{a.library} disagrees with the reference on {model}: {a}")
@@ -201,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for t in sweep_t:
         for model in args.models:
             cfg = StepConfig(model=model, steps=t, batch=batch, input_size=size, repeats=max(1, repeats - 1),
-                             warmup=0, threads=args.threads)
+                             warmup=0, threads=args.threads, width=args.resnet_width)
             sweep_res[(model, t)] = measure_step_rounds([lb for lb in args.sweep_libraries if lb in libs], cfg, 1,
                                                          log)
     uptime_after = _uptime()
@@ -221,10 +224,12 @@ def main(argv: list[str] | None = None) -> int:
          "image repeated T times), cross-entropy of the time-mean logits, backward, `optimizer.step()`. "
          f"B = {batch}. Every library in its own fresh subprocess per round, rounds interleaved (order reversed "
          "every other round); median over all rounds' timed steps; peak memory = the Linux high-water mark "
-         "`VmHWM` minus `VmRSS` over one step after a first step (model, optimizer state and data resident). "
+         f"`VmHWM` minus `VmRSS` over one step after a first step (model, optimizer state and data resident). "
+         f"Threads per process: {args.threads}. "
          "Nets: `vgg4` = conv 64-128-256-256, BN, LIF, avg-pool after each, linear; `resnet19` = spiking "
-         "ResNet-19 at width 1/4 (32-64-128, blocks 3-3-2). LIF: tau = 2 (decay 0.5), threshold 1, hard reset "
-         "through the spike, ATan alpha = 2. `ann` = the same net with ReLU run once on `[B, ...]`. Configuration "
+         f"ResNet-19 at width {args.resnet_width:g} (blocks 3-3-2; width 1 = 128-256-512). LIF: tau = 2 "
+         "(decay 0.5), threshold 1, hard reset through the spike, ATan alpha = 2. `ann` = the same net with ReLU "
+         "run once on `[B, ...]`. Configuration "
          "of every library: `src/spikeforge/bench/step.py`.", ""]
     s.append("### Targets (issue 14)\n")
     s += _targets(main_res, sweep_res)
@@ -232,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     for model, res in main_res.items():
         s.append(f"### {model}, T = 4 ({rounds} rounds x {repeats} steps)\n")
         s.append(_table(res))
-        s.append("\nAgreement before timing (eval mode, same weights with random BN statistics, one "
+        s.append("\nAgreement before timing (eval mode, B = 4, same weights with random BN statistics, one "
                  "forward+backward; reference = spikeforge's autograd neuron loop):\n")
         s.append(_agreement_table(agreement[model]))
         s.append("")

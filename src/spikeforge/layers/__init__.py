@@ -2,6 +2,7 @@
 
 from .blocks import BasicBlock, conv_bn, downsample_shortcut, make_neuron, make_norm, out_hw
 from .norm import BatchNorm1d, BatchNorm2d, BNTT2d, TDBatchNorm2d, TEBN2d
+from .spikes import compress_spikes, pack_spikes, spike_amplitude, spike_conv2d, spike_linear, unpack_spikes
 from .time import (
     AdaptiveAvgPool1d,
     AdaptiveAvgPool2d,
@@ -18,7 +19,6 @@ from .time import (
     SeqModule,
     seq_apply,
 )
-from .spikes import compress_spikes, pack_spikes, spike_amplitude, spike_conv2d, spike_linear, unpack_spikes
 from .unshared import UnsharedConv2d, unshared_conv2d
 
 __all__ = [

@@ -79,7 +79,7 @@ class _SpikeConv2d(torch.autograd.Function):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         pos, neg, a, weight = ctx.saved_tensors
         x = unpack_spikes(pos, neg if ctx.ternary else None, a, ctx.shape, ctx.dtype)
         stride, padding, dilation, groups = ctx.conv
@@ -99,7 +99,7 @@ class _SpikeLinear(torch.autograd.Function):
         return _linear2d(x, weight, bias)
 
     @staticmethod
-    def backward(ctx, g: Tensor):  # type: ignore[override]
+    def backward(ctx, g: Tensor):
         pos, neg, a, weight = ctx.saved_tensors
         g2 = g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
