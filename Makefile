@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test lint typecheck bench fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ lint: $(STAMP)
 # static types of the package (it ships py.typed); settings in pyproject.toml [tool.mypy]
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# fuzz every file reader with hypothesis: FUZZ_EXAMPLES cases per parser (default 10,000); fails on any
+# exception other than spikeforge's own data errors, or on a case above 2 s / 500 MB (see tests/data/test_data_fuzz.py)
+FUZZ_EXAMPLES ?= 10000
+fuzz: $(STAMP)
+	SPIKEFORGE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest tests/data/test_data_fuzz.py -q -s -p no:cacheprovider
 
 # peers are not dependencies of spikeforge: snnTorch installs normally; SpikingJelly and Norse pin other torch
 # stacks, so they go in with --no-deps plus the few modules they import (loguru, tqdm, nirtorch).

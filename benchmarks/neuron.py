@@ -175,15 +175,15 @@ rerun the command. The methodology fixes the flaws of the published SNN library 
 
 _DISCUSSION = """## Discussion
 
-**What spikeforge runs.** `multistep(..., backend="auto"|"fused")` on CPU uses a small C++ kernel
-(`src/spikeforge/functional/_cpu_kernel.py`, built with `torch.utils.cpp_extension.load_inline` at first use and
-cached) whenever it covers the call: binary spikes, scalar decay and threshold without gradient, any reset, the
-built-in surrogates. It walks each block of 4096 neurons through all T steps with the membrane in L1, so the forward
-reads `x` once and writes `s` and `h` once, and the backward reads `g_s` and `h` once and writes `g_x` once. Spikes
-are bit-identical to the reference loop (no fused multiply-add, same rounding order); gradients agree to float
-rounding (tests: `tests/functional/test_cpu_kernel.py`). Where it cannot be built (no compiler) a `RuntimeWarning`
-says so once and the pure-PyTorch fused loop (`spikeforge-pyfused` row) runs instead; `SPIKEFORGE_CPU_KERNEL=0`
-turns it off.
+**What spikeforge runs.** `multistep(..., backend="auto")` on CPU uses a small C++ kernel
+(`src/spikeforge/functional/csrc/neuron_cpu.cpp`, built with `torch.utils.cpp_extension.load` at first use and
+cached; backends: `docs/neuron_kernels.md`) whenever it covers the call: binary or ternary spikes, scalar decay and
+threshold without gradient, any reset, the built-in surrogates. It walks each block of 4096 neurons through all T
+steps with the membrane in L1, so the forward reads `x` once and writes `s` and `h` once, and the backward reads
+`g_s` and `h` once and writes `g_x` once. Spikes are bit-identical to the reference loop (no fused multiply-add,
+same rounding order); gradients agree to float rounding (tests: `tests/functional/test_cpu_kernel.py`). Where it
+cannot be built (no compiler) a `RuntimeWarning` says so once and the pure-PyTorch fused loop (`spikeforge-pyfused`
+row) runs instead; `SPIKEFORGE_CPU_KERNEL=0` turns it off.
 
 **Why the pure-PyTorch paths cannot reach 3x.** SpikingJelly 2.0 on CPU already runs a fused autograd loop of its
 own (whole time loop as one autograd node, backward as one reverse loop), so any PyTorch-level loop is in the same
@@ -191,7 +191,8 @@ class: per step it costs ~4 elementwise ATen passes forward and ~12 backward ove
 surrogate alone is 5-6 passes), each a full read+write of 8 MiB here, and it is memory-bandwidth bound. Fewer
 passes inside PyTorch (in-place ops, `masked_fill_`) buy tens of percent, not 3x. One pass per step needs a
 compiled kernel: the C++ kernel above on CPU; on CUDA the equivalent is a single Triton/CUDA kernel per layer, as
-SpikingJelly's CuPy/Triton backends do (spikeforge does not ship one yet, so on CUDA it runs the PyTorch fused loop).
+SpikingJelly's CuPy/Triton backends do (spikeforge's Triton kernel, `backend="triton"`, is what `"auto"` picks on
+CUDA; it is tested here under the Triton interpreter only).
 
 **What still bounds the kernel.** With the elementwise work reduced to one pass, the remaining cost is memory
 traffic that every library pays equally: fresh `[T, ...]` outputs are new `mmap`s whose pages fault in on first

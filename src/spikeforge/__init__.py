@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Neuron", "NeuronConfig", "__version__", "create_model", "encode", "fold", "functional", "layers",
-    "list_models", "neuron_config", "neurons", "readout", "register_model", "verify_fold",
+    "list_models", "load_inference", "neuron_config", "neurons", "readout", "register_model", "verify_fold",
 ]
 
 
@@ -33,3 +33,10 @@ def verify_fold(model: Any, folded: Any, x: Any, **kwargs: Any) -> Any:
     from .fold import verify_fold as _verify
 
     return _verify(model, folded, x, **kwargs)
+
+
+def load_inference(path: Any, map_location: Any = None) -> Any:
+    """A saved inference artifact (``.sfnet``, see :mod:`spikeforge.interop`) as a runnable ``nn.Module``."""
+    from .interop import load_inference as _load
+
+    return _load(path, map_location)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["direct", "time_first", "readout"]
+__all__ = ["direct", "time_first", "readout", "READOUT_MODES"]
 
 
 def direct(x: Tensor, T: int) -> Tensor:
@@ -27,8 +27,13 @@ def time_first(x: Tensor) -> Tensor:
     return x.transpose(0, 1)
 
 
+READOUT_MODES = ("mean", "sum", "log_softmax_mean")
+
+
 def readout(logits: Tensor, mode: str = "mean") -> Tensor:
-    """Collapse per-step outputs ``[T, B, ...]``: ``mean`` (most methods) or ``sum`` (Joint A-SNN)."""
+    """Collapse per-step outputs ``[T, B, ..., K]`` over time: ``mean`` (most methods), ``sum`` (Joint A-SNN) or
+    ``log_softmax_mean`` — ``(1/T) Σ_t log_softmax(z_t)`` over the last (class) axis, the official Spiking PointNet
+    readout (arXiv:2310.06232; docs/methods/pointnet_scheme.md), trained with NLL on it."""
     if logits.ndim < 2:
         raise ValueError(f"readout expects [T, B, ...], got shape {tuple(logits.shape)}")
     if logits.shape[0] == 0:
@@ -37,4 +42,6 @@ def readout(logits: Tensor, mode: str = "mean") -> Tensor:
         return logits.mean(0)
     if mode == "sum":
         return logits.sum(0)
-    raise ValueError(f"readout mode must be 'mean' or 'sum', got {mode!r}")
+    if mode == "log_softmax_mean":
+        return logits.log_softmax(-1).mean(0)
+    raise ValueError(f"readout mode must be one of {list(READOUT_MODES)}, got {mode!r}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from spikeforge.cli.main import main
 from spikeforge.train.config import bundled_recipes
 
@@ -93,3 +95,17 @@ def test_data_list_and_info(capsys):
     assert "digits" in capsys.readouterr().out
     assert main(["data", "info", "nope"]) == 2
     assert "unknown dataset" in capsys.readouterr().err
+
+
+def test_eval_votes_option(tiny_run, capsys):
+    # quickstart has no random initial membrane: every vote is the same forward pass, accuracy unchanged
+    assert main(["eval", str(tiny_run), "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["votes"] == 1
+    assert main(["eval", str(tiny_run), "--votes", "3", "--json"]) == 0
+    three = json.loads(capsys.readouterr().out)
+    assert three["votes"] == 3 and three["test_acc"] == one["test_acc"]
+    assert three["test_loss"] == pytest.approx(one["test_loss"], rel=1e-6)
+    with pytest.raises(SystemExit):
+        main(["eval", str(tiny_run), "--votes", "0"])
+    assert "--votes" in capsys.readouterr().err

@@ -138,3 +138,39 @@ def test_load_modelnet_off(tmp_path):
     assert P.modelnet_layout(tmp_path, 10) == "off"
     x, y, cls = P.load_modelnet(tmp_path, 10, "test", n_points=64)
     assert cls == ["bed", "chair"] and x.shape == (2, 3, 64) and y.tolist() == [0, 1]
+
+
+# ------------------------------------------------------------------ robustness (issue 13)
+@pytest.mark.parametrize("text, needle", [
+    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 100000000000000000000\n", "out of range"),  # 10**20: int64 overflow before
+    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 -1\n", "out of range"),
+    ("OFF\n3 1 0\nnan 0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "non-finite"),
+    ("OFF\n3 1 0\n0 0 0\n1 inf 0\n0 1 0\n3 0 1 2\n", "non-finite"),
+    ("OFF\n3 1 0\n0 0 0\n1 1e39 0\n0 1 0\n3 0 1 2\n", "non-finite"),  # beyond float32
+    ("OFF\n3 1 0\n0 0\n1 0 0\n0 1 0\n3 0 1 2\n", "vertex 0 has 2 coordinates"),
+    ("OFF\n" + "9" * 5000 + " 1 0\n", "bad counts line"),
+])
+def test_off_rejects_bad_values(tmp_path, text, needle):
+    p = tmp_path / "m.off"
+    p.write_text(text)
+    with pytest.raises(CorruptFileError, match=needle):
+        P.read_off(p)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("0,0,0\nnan,1,2\n", "point 1 has a non-finite"),
+    ("0,0,0\n1,-inf,2\n", "non-finite"),
+    ("0,0,0,0,0,1\n1,2,3\n4,5,6,7,8,9\n", "line 2 has 3 columns"),
+])
+def test_modelnet_txt_rejects_bad_values(tmp_path, text, needle):
+    p = tmp_path / "m.txt"
+    p.write_text(text)
+    with pytest.raises(CorruptFileError, match=needle):
+        P.read_modelnet_txt(p)
+
+
+def test_off_face_indices_hand_checked(tmp_path):
+    p = tmp_path / "q.off"
+    p.write_text("OFF\n4 1 0\n0 0 0\n1 0 0\n1 1 0\n0 1 0\n4 0 1 2 3\n")
+    v, f = P.read_off(p)
+    assert f.tolist() == [[0, 1, 2], [0, 2, 3]] and v.dtype == np.float32 and v[2].tolist() == [1, 1, 0]

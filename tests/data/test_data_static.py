@@ -4,6 +4,7 @@ import gzip
 import os
 import pickle
 import struct
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -164,3 +165,105 @@ def test_normalize_and_stats():
     z = static.normalize(x, m, s)
     np.testing.assert_allclose(z.mean(axis=(0, 2, 3)), 0, atol=1e-5)
     np.testing.assert_allclose(z.std(axis=(0, 2, 3)), 1, atol=1e-4)
+
+
+# ------------------------------------------------------------------ robustness (issue 13)
+def test_idx_dim_product_overflowing_int64_is_corrupt(tmp_path):
+    # 4 dims of 2**16: the product 2**64 wraps to 0 in int64, which matched the empty data section
+    p = tmp_path / "wrap-idx"
+    p.write_bytes(b"\x00\x00\x08\x04" + struct.pack(">4I", 1 << 16, 1 << 16, 1 << 16, 1 << 16))
+    with pytest.raises(CorruptFileError, match="max_bytes"):
+        static.read_idx(p)
+
+
+def test_idx_gzip_declaring_more_than_deflate_can_hold(tmp_path):
+    p = tmp_path / "bomb-idx.gz"
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1 << 31) + bytes(1000)))
+    with pytest.raises(CorruptFileError, match="gzip file can hold"):
+        static.read_idx(p)
+
+
+def test_idx_gzip_is_streamed_with_a_budget_from_the_header(tmp_path):
+    # declares 1 MB, decompresses to 64 MB: only the declared size (+1 byte) may be inflated
+    p = tmp_path / "long-idx.gz"
+    p.write_bytes(gzip.compress(b"\x00\x00\x08\x01" + struct.pack(">I", 1 << 20) + bytes(64 << 20), 1))
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptFileError, match=f"need {1 << 20} data bytes, found more"):
+            static.read_idx(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_idx_gzip_roundtrip_big_endian(tmp_path):
+    a = np.arange(-6, 6, dtype=np.int32).reshape(3, 4) * 1000003
+    static.write_idx(tmp_path / "a.gz", a)
+    b = static.read_idx(tmp_path / "a.gz")
+    assert b.dtype == np.int32 and b.dtype.isnative and b.flags.writeable
+    np.testing.assert_array_equal(b, a)
+
+
+def _pickled(tmp_path, obj_or_bytes):
+    p = tmp_path / "data_batch_1"
+    p.write_bytes(obj_or_bytes if isinstance(obj_or_bytes, bytes) else pickle.dumps(obj_or_bytes, protocol=2))
+    return p
+
+
+@pytest.mark.parametrize("labels, needle", [
+    ([0, 10], r"range \[0, 10\] is outside the 10 classes"),
+    ([-1, 3], r"range \[-1, 3\]"),
+    ([0, 1.5], "non-integer label"),
+    (["a", "b"], "non-integer label"),
+    ([True, False], "non-integer label"),
+    (np.array([[0, 1]]), "1-D integers"),
+    (np.array([0.0, 1.0]), "1-D integers"),
+    ({b"x": 1}, "list of integers"),
+])
+def test_cifar_bad_labels(tmp_path, labels, needle):
+    p = _pickled(tmp_path, {b"data": np.zeros((2, 3072), np.uint8), b"labels": labels})
+    with pytest.raises(CorruptFileError, match=needle):
+        static.read_cifar_batch(p)
+
+
+def test_cifar100_label_ranges(tmp_path):
+    d = {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 99], b"coarse_labels": [0, 20]}
+    p = _pickled(tmp_path, d)
+    assert static.read_cifar_batch(p, "fine_labels")[1].tolist() == [0, 99]
+    with pytest.raises(CorruptFileError, match="20 classes"):
+        static.read_cifar_batch(p, "coarse_labels")
+
+
+@pytest.mark.parametrize("data", [np.zeros((2, 3072), np.int64), np.zeros(3072 * 2, np.uint8), [[0] * 3072] * 2])
+def test_cifar_bad_data(tmp_path, data):
+    p = _pickled(tmp_path, {b"data": data, b"labels": [0, 1]})
+    with pytest.raises(CorruptFileError, match=r"uint8 \[N, 3072\]"):
+        static.read_cifar_batch(p)
+
+
+@pytest.mark.parametrize("blob, needle", [
+    # _codecs.encode('x', 'nope'): a LookupError escaped before
+    (b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x04\x00\x00\x00nope\x86R.", "latin1"),
+    # BINBYTES8 announcing 2**62 bytes: the C unpickler allocated first (MemoryError)
+    (b"\x80\x04\x8e" + struct.pack("<Q", 1 << 62) + b".", "bytes8"),
+    # numpy _reconstruct(ndarray, (10**12,), b'b'): a 1 TB allocation
+    (b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85"
+     b"C\x01b\x87R.", "placeholder"),
+    # calling numpy.ndarray((10**12,)) directly
+    (b"\x80\x02cnumpy\nndarray\n\x8a\x06\x00\x10\xa5\xd4\xe8\x00\x85R.", "not callable|invalid pickle"),
+    # numpy.dtype('O'): object arrays
+    (b"\x80\x02cnumpy\ndtype\nX\x02\x00\x00\x00O8\x85R.", "numbers only"),
+])
+def test_cifar_hostile_pickles_raise_corrupt(tmp_path, blob, needle):
+    with pytest.raises(CorruptFileError, match=needle):
+        static.read_cifar_batch(_pickled(tmp_path, blob))
+
+
+def test_cifar_numpy_pickles_still_load(tmp_path):
+    d = {b"data": np.arange(2 * 3072, dtype=np.uint8).reshape(2, 3072), b"labels": np.array([3, 7], np.int32)}
+    for labels in (np.array([3, 7], np.int32), [np.int64(3), np.uint8(7)]):  # arrays or numpy scalars
+        d[b"labels"] = labels
+        for proto in (2, 4, 5):
+            x, y = static.read_cifar_batch(_pickled(tmp_path, pickle.dumps(d, protocol=proto)))
+            assert y.tolist() == [3, 7] and x.shape == (2, 3, 32, 32) and x[1, 2, 31, 31] == (2 * 3072 - 1) % 256

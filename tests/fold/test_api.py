@@ -125,7 +125,7 @@ def test_fold_sew_with_equal_layer_amplitudes() -> None:
     _check_exact(model, fold(model))
 
 
-def test_sew_downsampling_shortcut_spikes_and_needs_equal_amplitudes() -> None:
+def test_sew_downsampling_shortcut_spikes_and_unequal_amplitudes_fold_by_concatenation() -> None:
     torch.manual_seed(0)
     cfg = {"preset": "real-spike", "amplitude": "channel"}
     block = BasicBlock(2, 4, 2, cfg, style="sew", hw=HW)
@@ -143,8 +143,11 @@ def test_sew_downsampling_shortcut_spikes_and_needs_equal_amplitudes() -> None:
     assert torch.allclose(folded[2].weight, model[2].weight * a)
     with torch.no_grad():
         block.shortcut[-1].amplitude.weight.fill_(1.0)
-    with pytest.raises(FoldError, match="SEW block"):
-        fold(model)
+    # unequal amplitudes (issue 11): the addends are concatenated, the linear layer holds one slice per addend
+    folded = fold(model)
+    _check_exact(model, folded, seed=2)
+    assert folded[0].join == "cat" and folded[2].in_features == 72
+    assert torch.allclose(folded[2].weight, torch.cat([model[2].weight * a, model[2].weight], dim=1))
 
 
 def test_element_amplitude_yields_unshared_convs_stride_1_and_2() -> None:
@@ -212,7 +215,8 @@ def test_per_step_mpbn_gives_time_varying_threshold() -> None:
 
 
 def test_mpr_fold_sets_inverse_threshold() -> None:
-    model = train_steps(make_net({"preset": "soft-mpr", "threshold": 0.7})).double()
+    # soft reset by the threshold (soft_reset_amount=None), so that the fold must pin the raw V_th
+    model = train_steps(make_net({"preset": "soft-mpr", "threshold": 0.7, "soft_reset_amount": None})).double()
     folded = fold(model)
     from spikeforge.functional import mpr, mpr_inverse
 

@@ -9,8 +9,20 @@ import warnings
 import pytest
 import torch
 
-from spikeforge.functional import NeuronSpec, _cpu_kernel, fused_multistep, multistep, reference_multistep, surrogate
-from spikeforge.functional import neuron as neuron_mod
+from spikeforge.functional import (
+    NeuronSpec,
+    _cpu_kernel,
+    fused_multistep,
+    get_backend,
+    make_call,
+    multistep,
+    reference_multistep,
+    surrogate,
+)
+
+
+def _cpp_supports(x, v, d, t, spec):
+    return get_backend("cpp").supports(make_call(x, spec, decay=d, threshold=t, v0=v))
 
 
 def _kernel_or_skip():
@@ -44,9 +56,8 @@ def test_kernel_matches_reference(reset, detach, decay_input, sg_name, sg_param,
     def run(fused: bool):
         xi, vi = x.clone().requires_grad_(), v0.clone().requires_grad_()
         if fused:
-            assert neuron_mod._cpu_kernel_for(xi, vi, torch.tensor(0.6, dtype=x.dtype), torch.tensor(0.5,
-                                              dtype=x.dtype), spec, False) is not None
-            s, state, h = fused_multistep(xi, spec, decay=0.6, threshold=0.5, v0=vi)
+            assert _cpp_supports(xi, vi, 0.6, 0.5, spec) is None
+            s, state, h = fused_multistep(xi, spec, decay=0.6, threshold=0.5, v0=vi, backend="cpp")
         else:
             s, state, h = reference_multistep(xi, spec, decay=0.6, threshold=0.5, v0=vi, return_fire_input=True)
         ((s * g_s).sum() + (h * g_h).sum() + (state.v * g_v).sum()).backward()
@@ -66,7 +77,7 @@ def test_kernel_float32_spikes_bit_identical_to_reference():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(8, 4, 16, 9, 9, generator=g)  # N not a multiple of the kernel's block size
     spec = NeuronSpec(reset="hard", surrogate=surrogate("atan", alpha=2.0))
-    s_k, st_k, _ = multistep(x, spec, decay=0.5, threshold=1.0, backend="fused")
+    s_k, st_k, _ = multistep(x, spec, decay=0.5, threshold=1.0, backend="cpp")
     s_r, st_r, _ = multistep(x, spec, decay=0.5, threshold=1.0, backend="reference")
     assert torch.equal(s_k, s_r) and torch.equal(st_k.v, st_r.v)
 
@@ -77,11 +88,11 @@ def test_kernel_used_only_when_it_covers_the_call():
     d, t = torch.tensor(0.5), torch.tensor(1.0)
     binary = NeuronSpec()
     if _cpu_kernel.kernel() is not None:  # ternary spikes with symmetric thresholds are covered
-        assert neuron_mod._cpu_kernel_for(x, v, d, t, NeuronSpec(spike="ternary"), False) is not None
-    assert neuron_mod._cpu_kernel_for(x, v, d, t, NeuronSpec(pre_fire="mpr"), False) is None
-    assert neuron_mod._cpu_kernel_for(x, v, d, torch.ones(4), binary, False) is None  # per-channel threshold
-    assert neuron_mod._cpu_kernel_for(x, v, d.clone().requires_grad_(), t, binary, False) is None  # PLIF decay
-    assert neuron_mod._cpu_kernel_for(x.half(), v.half(), d, t, binary, False) is None
+        assert _cpp_supports(x, v, d, t, NeuronSpec(spike="ternary")) is None
+    assert "MPR" in _cpp_supports(x, v, d, t, NeuronSpec(pre_fire="mpr"))
+    assert "learnable" in _cpp_supports(x, v, d.clone().requires_grad_(), t, binary)  # PLIF decay
+    assert "float32" in _cpp_supports(x.half(), v.half(), d, t, binary)
+    assert "CPU" in _cpp_supports(x.to("meta"), v.to("meta"), d, t, binary)
 
 
 def test_build_failure_warns_once_and_falls_back(monkeypatch):
@@ -94,15 +105,17 @@ def test_build_failure_warns_once_and_falls_back(monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no C++ compiler found")
 
-    monkeypatch.setattr(cpp_ext, "load_inline", broken)
+    monkeypatch.setattr(cpp_ext, "load", broken)
     x = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(2)) + 0.5
     spec = NeuronSpec()
     with pytest.warns(RuntimeWarning, match="could not be built"):
-        s, _, _ = multistep(x, spec, decay=0.25, threshold=0.5, backend="fused")
+        s, _, _ = multistep(x, spec, decay=0.25, threshold=0.5, backend="auto")
     assert _cpu_kernel.kernel_status().startswith("unavailable")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the second call is silent
-        s2, _, _ = multistep(x, spec, decay=0.25, threshold=0.5, backend="fused")
+        s2, _, _ = multistep(x, spec, decay=0.25, threshold=0.5, backend="auto")
+    with pytest.raises(ValueError, match="'cpp'.*unavailable"):
+        multistep(x, spec, decay=0.25, threshold=0.5, backend="cpp")
     ref, _, _ = multistep(x, spec, decay=0.25, threshold=0.5, backend="reference")
     assert torch.equal(s, ref) and torch.equal(s2, ref)
 

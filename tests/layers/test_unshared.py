@@ -58,3 +58,16 @@ def test_gradients_flow_and_errors() -> None:
         UnsharedConv2d(2, 3, 5, (3, 3))
     with pytest.raises(ValueError, match="zero-padded"):
         UnsharedConv2d.from_conv(Conv2d(2, 2, 3, padding=1, padding_mode="reflect"), (4, 4))
+
+
+def test_depthwise_groups_equal_grouped_conv() -> None:
+    torch.manual_seed(1)
+    un = UnsharedConv2d(4, 4, 3, (5, 5), stride=2, padding=1, bias=False, groups=4)
+    k = torch.randn(4, 1, 3, 3)
+    with torch.no_grad():
+        un.weight.copy_(k[..., None, None].expand_as(un.weight))
+    x = torch.randn(2, 3, 4, 5, 5)
+    ref = F.conv2d(x.flatten(0, 1), k, None, 2, 1, groups=4).reshape(2, 3, 4, 3, 3)
+    assert torch.allclose(un(x), ref, atol=1e-5)
+    with pytest.raises(ValueError, match="groups=3 must divide"):
+        UnsharedConv2d(4, 4, 3, (5, 5), groups=3)

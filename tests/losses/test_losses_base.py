@@ -66,6 +66,29 @@ def test_ce_on_mean_and_sum_readouts_by_hand() -> None:
     assert float(smooth) == pytest.approx(-(0.9 * logp[1] + 0.1 * logp[0]))
 
 
+def test_log_softmax_mean_readout_is_the_official_pointnet_nll_by_hand() -> None:
+    # Spiking PointNet (official code): per-step log_softmax, averaged over T, NLL on it
+    z = torch.tensor([[[1.0, 0.0]], [[0.0, 2.0]]])  # T=2, B=1, K=2
+    y = torch.tensor([1])
+    lse0, lse1 = math.log(math.exp(1.0) + 1.0), math.log(1.0 + math.exp(2.0))
+    logp = [((1.0 - lse0) + (0.0 - lse1)) / 2, ((0.0 - lse0) + (2.0 - lse1)) / 2]  # mean_t log_softmax
+    obj = build_objective({"name": "ce", "readout": "log_softmax_mean"})
+    assert obj.readout == "log_softmax_mean"
+    assert float(obj.loss(z, y)[0]) == pytest.approx(-logp[1])
+    # differs from CE of the mean logits at T > 1 (mean_ce = 0.474 vs 0.564 here) ...
+    assert abs(-logp[1] - math.log(1 + math.exp(0.5 - 1.0))) > 0.05
+    # ... and equals plain CE at T = 1
+    assert float(obj.loss(z[:1], y)[0]) == pytest.approx(float(build_objective("ce").loss(z[:1], y)[0]))
+    smooth = build_objective({"name": "ce", "readout": "log_softmax_mean", "label_smoothing": 0.2}).loss(z, y)[0]
+    assert float(smooth) == pytest.approx(-(0.8 * logp[1] + 0.1 * (logp[0] + logp[1])))
+    # per-sample batch mean, several classes
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(3, 4, 5, generator=g)
+    y = torch.tensor([0, 4, 2, 2])
+    by_hand = -sum(float(torch.log_softmax(z[:, b], -1).mean(0)[y[b]]) for b in range(4)) / 4
+    assert float(obj.loss(z, y)[0]) == pytest.approx(by_hand, rel=1e-6)
+
+
 def test_tet_by_hand() -> None:
     z = torch.tensor([[[1.0, 0.0]], [[0.0, 2.0]]])
     y = torch.tensor([0])

@@ -8,7 +8,7 @@ from torch import nn
 
 from spikeforge import layers
 from spikeforge.models import create_model, list_models
-from spikeforge.models.joint_asnn import DualBatchNorm2d, DualConv2d, DualLinear, JointASNN
+from spikeforge.models.joint_asnn import DualBatchNorm2d, DualConv2d, DualLinear, JointASNN, StepBatchNorm2d
 from spikeforge.neurons import Neuron, observe, spiking_neurons
 
 
@@ -111,7 +111,7 @@ def test_export_equals_the_snn_branch() -> None:
     # plain library layers only, no ANN parameters, no exits
     assert isinstance(exported, nn.Sequential)
     kinds = {type(m) for m in exported.modules()} - {nn.Sequential, nn.Identity}
-    assert kinds <= {layers.Conv2d, layers.BatchNorm2d, Neuron, layers.BasicBlock, layers.AdaptiveAvgPool2d,
+    assert kinds <= {layers.Conv2d, StepBatchNorm2d, Neuron, layers.BasicBlock, layers.AdaptiveAvgPool2d,
                      layers.Flatten, layers.Linear}
     keys = list(exported.state_dict())
     assert not any("ann" in k or "exit" in k or "sigma" in k for k in keys)
@@ -175,3 +175,60 @@ def test_fold_joint_model_is_its_folded_snn_export(neuron) -> None:
     report = spikeforge.verify_fold(model, folded, x)
     assert report.ok(1e-5), report
     assert len(report.layer_size) == 1 + 2 * 8  # stem + two neurons per block, matched by name
+
+
+def test_bn_weights_start_at_one_in_both_branches() -> None:
+    # official ASBatchNorm2d: two plain BNs, weight 1, bias 0 (methods.md §0; not tdBN's 0.5)
+    model = _tiny()
+    bns = [m for m in model.modules() if isinstance(m, DualBatchNorm2d)]
+    assert bns
+    for bn in bns:
+        for branch in (bn.bn_ann, bn.bn_snn):
+            assert torch.equal(branch.weight, torch.ones_like(branch.weight))
+            assert torch.equal(branch.bias, torch.zeros_like(branch.bias))
+
+
+def test_snn_bn_uses_per_step_batch_statistics_and_one_running_estimate() -> None:
+    torch.manual_seed(1)
+    bn = DualBatchNorm2d(3)
+    assert isinstance(bn.bn_snn, StepBatchNorm2d)
+    with torch.no_grad():
+        bn.bn_snn.weight.copy_(torch.tensor([1.0, 2.0, 0.5]))
+        bn.bn_snn.bias.copy_(torch.tensor([0.0, -1.0, 0.25]))
+    T, B = 3, 4
+    # each step has its own scale and offset, so pooled statistics would differ from per-step ones
+    x = torch.randn(T, B, 3, 2, 2) * torch.tensor([1.0, 3.0, 0.2]).view(1, 1, 3, 1, 1) + \
+        torch.arange(T, dtype=torch.float32).view(T, 1, 1, 1, 1) * 2.0
+    bn.train()
+    y = bn(x)
+    w, b = bn.bn_snn.weight.detach().view(1, 3, 1, 1), bn.bn_snn.bias.detach().view(1, 3, 1, 1)
+    run_mean, run_var = torch.zeros(3), torch.ones(3)
+    for t in range(T):
+        xt = x[t]
+        mean = xt.mean(dim=(0, 2, 3))
+        var = ((xt - mean.view(1, 3, 1, 1)) ** 2).mean(dim=(0, 2, 3))  # biased, for normalising
+        n = xt.numel() / 3
+        expected = (xt - mean.view(1, 3, 1, 1)) / torch.sqrt(var.view(1, 3, 1, 1) + 1e-5) * w + b
+        torch.testing.assert_close(y[t], expected, rtol=1e-5, atol=1e-5)
+        run_mean = 0.9 * run_mean + 0.1 * mean
+        run_var = 0.9 * run_var + 0.1 * var * n / (n - 1)  # unbiased in the running estimate
+    torch.testing.assert_close(bn.bn_snn.running_mean, run_mean)
+    torch.testing.assert_close(bn.bn_snn.running_var, run_var)
+    # pooled statistics over T·B would give a different output (the test can tell the two apart)
+    pooled = (x - x.mean(dim=(0, 1, 3, 4), keepdim=True)) / torch.sqrt(
+        x.var(dim=(0, 1, 3, 4), unbiased=False, keepdim=True) + 1e-5)
+    assert (pooled * w + b - y).abs().max() > 0.1
+    # eval: every step uses the one running estimate
+    bn.eval()
+    expected = (x - run_mean.view(1, 1, 3, 1, 1)) / torch.sqrt(run_var.view(1, 1, 3, 1, 1) + 1e-5) * \
+        w.unsqueeze(0) + b.unsqueeze(0)
+    torch.testing.assert_close(bn(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_snn_bn_shared_option_and_bad_value() -> None:
+    bn = DualBatchNorm2d(2, snn_bn="shared")
+    assert isinstance(bn.bn_snn, layers.BatchNorm2d)
+    with pytest.raises(ValueError, match="snn_bn"):
+        DualBatchNorm2d(2, snn_bn="pooled")
+    model = _tiny(snn_bn="shared")
+    assert all(isinstance(m.bn_snn, layers.BatchNorm2d) for m in model.modules() if isinstance(m, DualBatchNorm2d))

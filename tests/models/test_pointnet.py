@@ -127,3 +127,24 @@ def test_element_wise_options_are_rejected():
     for neuron in ("real-spike-element", {"preset": "mpbn", "mpbn": "element"}):
         with pytest.raises(ValueError, match="permutation invariance"):
             sf.create_model("pointnet", width=1 / 16, neuron=neuron)
+
+
+def test_weight_init_is_the_official_pytorch_default_unless_kaiming() -> None:
+    import math
+
+    from spikeforge import layers
+    from spikeforge.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("pointnet", num_classes=5, num_points=32, width=0.125)
+    assert model.weight_init == "pytorch"
+    conv = model.mlp1[0]
+    assert isinstance(conv, layers.Conv1d)
+    bound = 1 / math.sqrt(conv.in_channels)  # PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias
+    assert conv.bias.abs().max() > 0 and conv.bias.abs().max() <= bound
+    assert conv.weight.abs().max() <= bound  # kaiming_uniform(a=sqrt(5)) has the same bound
+    torch.manual_seed(0)
+    kaiming = create_model("pointnet", num_classes=5, num_points=32, width=0.125, weight_init="kaiming")
+    assert torch.equal(kaiming.mlp1[0].bias, torch.zeros_like(kaiming.mlp1[0].bias))
+    with pytest.raises(ValueError, match="weight_init"):
+        create_model("pointnet", num_classes=5, num_points=32, weight_init="xavier")

@@ -46,6 +46,62 @@ def test_cumulative_readout_by_hand() -> None:
         cumulative_readout(z, "last")
 
 
+def test_cumulative_log_softmax_mean_readout_by_hand() -> None:
+    z = torch.tensor([[[1.0, 0.0]], [[0.0, 3.0]], [[2.0, 0.0]]])
+    lp = torch.log_softmax(z, -1)
+    got = cumulative_readout(z, "log_softmax_mean")[:, 0]
+    torch.testing.assert_close(got[0], lp[0, 0])
+    torch.testing.assert_close(got[1], (lp[0, 0] + lp[1, 0]) / 2)
+    torch.testing.assert_close(got[2], lp[:, 0].mean(0))
+    torch.testing.assert_close(got[2], readout(z, "log_softmax_mean")[0])
+    # the argmax can differ from the mean-logit readout: here mean logits [1, 1] tie, log-probs do not
+    assert not torch.equal(got[2], cumulative_readout(z, "mean")[2, 0])
+
+
+def test_votes_average_the_readout_of_fresh_random_membrane_passes() -> None:
+    # the official 3-vote test: mean over 3 forwards of (log_softmax averaged over T), each with a fresh U[0, 0.5)
+    torch.manual_seed(3)
+    model = create_model("convnet", num_classes=4, widths=(8, 8), neuron="pointnet")
+    batches = _batches(2)
+    _warm_bn(model, batches)
+    model.eval()
+    torch.manual_seed(11)
+    res = sweep_accuracy(model, batches, T_max=3, readout="log_softmax_mean", votes=3)
+    torch.manual_seed(11)
+    correct = torch.zeros(3)
+    total = 0
+    with torch.no_grad():
+        for x, y in batches:
+            runs = [model(direct(x, 3)).log_softmax(-1) for _ in range(3)]  # fresh membranes per pass
+            assert not torch.equal(runs[0], runs[1])
+            for T in range(1, 4):
+                pooled = sum(r[:T].mean(0) for r in runs) / 3
+                correct[T - 1] += float((pooled.argmax(-1) == y).sum())
+            total += len(y)
+    assert res == {T: float(correct[T - 1]) / total for T in range(1, 4)}
+    with pytest.raises(ValueError, match="votes"):
+        sweep_accuracy(model, batches, T_max=2, votes=0)
+
+
+def test_evaluate_with_votes_matches_hand_pooling() -> None:
+    from spikeforge.losses import build_objective
+    from spikeforge.train.trainer import evaluate
+
+    torch.manual_seed(4)
+    model = create_model("convnet", num_classes=4, widths=(8, 8), neuron="pointnet")
+    (x, y), = _batches(1, B=12)
+    _warm_bn(model, [(x, y)])
+    obj = build_objective({"name": "ce", "readout": "log_softmax_mean"})
+    torch.manual_seed(5)
+    loss, acc = evaluate(model, obj, x, y, T=2, kind="static", batch_size=12, device=torch.device("cpu"), votes=3)
+    torch.manual_seed(5)
+    model.eval()
+    with torch.no_grad():
+        pooled = sum(model(direct(x, 2)).log_softmax(-1).mean(0) for _ in range(3)) / 3
+    assert acc == float((pooled.argmax(-1) == y).sum()) / 12
+    assert loss == pytest.approx(float(torch.nn.functional.nll_loss(pooled, y)), rel=1e-5)
+
+
 @pytest.mark.parametrize("norm", ["bn", "bntt", "tebn"])
 def test_sweep_equals_separate_evaluations(norm: str) -> None:
     torch.manual_seed(1)

@@ -103,7 +103,7 @@ def _load_builtins() -> None:
 
         def unshared_geometry(m: nn.Module) -> SynapticGeometry:
             u = cast(UnsharedConv2d, m)  # registered for UnsharedConv2d only
-            return SynapticGeometry("unshared", u.in_channels, u.out_channels, 1, tuple(u.kernel_size),
+            return SynapticGeometry("unshared", u.in_channels, u.out_channels, u.groups, tuple(u.kernel_size),
                                     tuple(u.stride), tuple(u.dilation), tuple((int(p), int(p)) for p in u.padding))
 
         _EXTRA.setdefault(UnsharedConv2d, unshared_geometry)

@@ -10,8 +10,9 @@ with ``decay = 1 - 1/tau`` (``tau = 2`` -> 0.5, exact in float, so every library
 library is configured for that:
 
 * spikeforge: ``NeuronSpec(reset="hard", v_reset=0, surrogate=surrogate("atan", alpha=2), detach_reset=False)``,
-  ``decay = 1 - 1/tau``, ``threshold = 1``; ``backend="fused"`` and ``backend="reference"`` (autograd loop).
-* spikeforge-pyfused: the pure-PyTorch fused autograd loop, i.e. ``backend="fused"`` without the C++ CPU kernel
+  ``decay = 1 - 1/tau``, ``threshold = 1``; ``backend="auto"`` (the C++ kernel on CPU) and
+  ``backend="reference"`` (autograd loop).
+* spikeforge-pyfused: the pure-PyTorch fused autograd loop, i.e. ``backend="fused"`` (no C++ kernel)
   (what runs where no compiler is available), to show the kernel's effect.
 * eager: a hand-written PyTorch loop with a custom ATan autograd function (what a user would write).
 * SpikingJelly: ``LIFNode(tau=2., decay_input=False, v_threshold=1., v_reset=0., surrogate_function=ATan(2.),
@@ -222,21 +223,12 @@ def _spikeforge(p: LIFParams, backend: str) -> NeuronFn:
     spec = NeuronSpec(reset="hard", v_reset=0.0, surrogate=surrogate("atan", alpha=p.alpha), detach_reset=False)
 
     def run(x: Tensor) -> Tensor:
-        return multistep(x, spec, decay=p.decay, threshold=p.threshold, backend=backend)[0]  # type: ignore[arg-type]
+        return multistep(x, spec, decay=p.decay, threshold=p.threshold, backend=backend)[0]
     return run
 
 
 def _spikeforge_pyfused(p: LIFParams) -> NeuronFn:
-    from ..functional import NeuronSpec, surrogate
-    from ..functional.neuron import _FusedNeuron
-
-    spec = NeuronSpec(reset="hard", v_reset=0.0, surrogate=surrogate("atan", alpha=p.alpha), detach_reset=False)
-
-    def run(x: Tensor) -> Tensor:
-        decay = torch.tensor(p.decay, dtype=x.dtype, device=x.device)
-        thr = torch.tensor(p.threshold, dtype=x.dtype, device=x.device)
-        return _FusedNeuron.apply(x, torch.zeros_like(x[0]), decay, thr, spec, False)[0]
-    return run
+    return _spikeforge(p, "fused")  # the pure-PyTorch fused loop, whatever kernels are available
 
 
 def _spikingjelly(p: LIFParams) -> NeuronFn:
@@ -287,7 +279,7 @@ def _norse(p: LIFParams) -> NeuronFn:
 def neuron_fn(library: str, p: LIFParams) -> NeuronFn:
     """``x[T, B, ...] -> spikes[T, B, ...]`` for ``library`` (see the module docstring for the configuration)."""
     if library == "spikeforge":
-        return _spikeforge(p, "fused")
+        return _spikeforge(p, "auto")
     if library == "spikeforge-pyfused":
         return _spikeforge_pyfused(p)
     if library == "spikeforge-reference":

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from . import event_formats, events, points, simulate, static, transforms
 from .base import DatasetSplit
-from .errors import CorruptFileError, DatasetNotFoundError, MissingDependencyError
+from .errors import (
+    CorruptFileError,
+    DatasetNotFoundError,
+    MissingDependencyError,
+    SpikeforgeDataError,
+    UnsupportedFormatError,
+)
 from .event_formats import EVENT_DTYPE, read_events
 from .events import events_to_frames, render_grey
 from .registry import REGISTRY, DatasetSpec, format_info, get, info, list_datasets, register
@@ -26,8 +32,10 @@ from .registry import REGISTRY, DatasetSpec, format_info, get, info, list_datase
 __all__ = [
     "DatasetSplit",
     "DatasetSpec",
+    "SpikeforgeDataError",
     "DatasetNotFoundError",
     "CorruptFileError",
+    "UnsupportedFormatError",
     "MissingDependencyError",
     "EVENT_DTYPE",
     "read_events",

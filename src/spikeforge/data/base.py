@@ -17,13 +17,17 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
+
+from .errors import CorruptFileError
 
 __all__ = [
     "DatasetSplit",
@@ -35,6 +39,8 @@ __all__ = [
     "file_fingerprint",
     "settings_hash",
     "npz_cache",
+    "read_npz",
+    "NPZ_MAX_BYTES",
 ]
 
 Kind = Literal["static", "events", "points"]
@@ -143,11 +149,13 @@ def npz_cache(
     key: Any,
     compute: Callable[[], dict[str, np.ndarray]],
     prefix: str = "cache",
+    check: Callable[[dict[str, np.ndarray]], bool] | None = None,
 ) -> dict[str, np.ndarray]:
     """Return ``compute()`` through an ``.npz`` file named by ``settings_hash(key)``.
 
-    ``cache_dir=None`` disables caching. A cache file that cannot be read is recomputed and
-    overwritten; writes are atomic (temp file + rename) so parallel workers never see half files.
+    ``cache_dir=None`` disables caching. A cache file that cannot be read with :func:`read_npz`
+    (or fails ``check``) is recomputed and overwritten; writes are atomic (temp file + rename)
+    so parallel workers never see half files.
     """
     if cache_dir is None:
         return compute()
@@ -155,9 +163,10 @@ def npz_cache(
     path = d / f"{prefix}-{settings_hash(key)}.npz"
     if path.exists():
         try:
-            with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
+            cached = read_npz(path)
+            if check is None or check(cached):
+                return cached
+        except CorruptFileError:
             pass  # stale/corrupt cache entry: recompute below
     arrays = compute()
     d.mkdir(parents=True, exist_ok=True)
@@ -173,3 +182,58 @@ def npz_cache(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return arrays
+
+
+#: Largest decompressed ``.npz`` :func:`read_npz` loads.
+NPZ_MAX_BYTES = 1 << 34
+
+
+def read_npz(path: str | os.PathLike[str], max_bytes: int = NPZ_MAX_BYTES) -> dict[str, np.ndarray]:
+    """Load an ``.npz`` of plain (non-object) arrays, checking every size before allocating.
+
+    Each member's ``.npy`` header is read first; its declared size must match the member's size in
+    the zip directory, the sum must stay under ``max_bytes`` and a compressed member cannot
+    declare more than deflate's 1032:1 expansion. Anything else raises :class:`CorruptFileError`.
+    """
+    p = Path(path)
+    try:
+        with zipfile.ZipFile(p) as z:
+            infos = z.infolist()
+            total = sum(i.file_size for i in infos)
+            if total > max_bytes:
+                raise CorruptFileError(p, f"members declare {total} bytes, above max_bytes={max_bytes}")
+            out: dict[str, np.ndarray] = {}
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise CorruptFileError(p, f"member {info.filename!r} is not a .npy array")
+                if info.compress_type != zipfile.ZIP_STORED and info.file_size > 1032 * info.compress_size + (1 << 16):
+                    raise CorruptFileError(p, f"member {info.filename!r} declares {info.file_size} bytes from "
+                                              f"{info.compress_size} compressed (more than deflate can expand)")
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version in ((2, 0), (3, 0)):
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise CorruptFileError(p, f"member {info.filename!r} has .npy version {version}")
+                    if dtype.hasobject or dtype.itemsize == 0:
+                        raise CorruptFileError(p, f"member {info.filename!r} has dtype {dtype} (plain numbers only)")
+                    n = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                    if n != info.file_size - f.tell():
+                        raise CorruptFileError(p, f"member {info.filename!r}: shape {shape} of {dtype} needs {n} "
+                                                  f"bytes, the member holds {info.file_size - f.tell()}")
+                    buf = np.empty(n, np.uint8)
+                    view, got, stream = buf.data, 0, cast(Any, f)  # zipfile's stream has readinto
+                    while got < n:
+                        k = stream.readinto(view[got:])
+                        if not k:
+                            raise CorruptFileError(p, f"member {info.filename!r} is truncated")
+                        got += k
+                out[info.filename[:-4]] = buf.view(dtype).reshape(shape, order="F" if fortran else "C")
+            return out
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, KeyError, zlib.error,
+            NotImplementedError, RuntimeError, UnicodeDecodeError, SyntaxError, TypeError, RecursionError) as e:
+        if isinstance(e, CorruptFileError):
+            raise
+        raise CorruptFileError(p, f"not a readable .npz ({type(e).__name__}: {e})") from None

@@ -10,10 +10,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["DatasetNotFoundError", "CorruptFileError", "MissingDependencyError"]
+__all__ = [
+    "SpikeforgeDataError", "DatasetNotFoundError", "CorruptFileError", "UnsupportedFormatError",
+    "MissingDependencyError",
+]
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class SpikeforgeDataError(Exception):
+    """Common base of every error a :mod:`spikeforge.data` reader raises on bad input.
+
+    ``except SpikeforgeDataError`` catches a missing dataset, a damaged or implausible file and a
+    missing optional package; each subclass also keeps its built-in base (``FileNotFoundError``,
+    ``ValueError``, ``ImportError``) so existing ``except`` clauses keep working.
+    """
+
+
+class DatasetNotFoundError(SpikeforgeDataError, FileNotFoundError):
     """A dataset (or one of its files) is not where it was expected.
 
     Args:
@@ -40,7 +52,7 @@ class DatasetNotFoundError(FileNotFoundError):
         return (type(self), (self.name, self.searched, self.hint))
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(SpikeforgeDataError, ValueError):
     """A file exists but does not follow its format (bad magic, truncated, inconsistent sizes).
 
     Args:
@@ -63,12 +75,21 @@ class CorruptFileError(ValueError):
         return (type(self), (self.path, self.problem, self.offset))
 
 
-class MissingDependencyError(ImportError):
+class UnsupportedFormatError(SpikeforgeDataError, ValueError):
+    """A file is readable but in a format (or format variant) spikeforge has no reader for, or its
+    format cannot be told from its header and name."""
+
+
+class MissingDependencyError(SpikeforgeDataError, ImportError):
     """An optional third-party package needed for one format/feature is not installed."""
 
     def __init__(self, package: str, feature: str) -> None:
         self.package = package
+        self.feature = feature
         super().__init__(
             f"{feature} needs the optional package {package!r}, which is not installed. "
             f"fix: pip install {package}"
         )
+
+    def __reduce__(self):
+        return (type(self), (self.package, self.feature))

@@ -262,5 +262,11 @@ def cached_frames(
 
     key = {"v": _CACHE_VERSION, "src": file_fingerprint(path), "T": T, "size": list(size),
            "split_by": split_by, "format": format, "pre": preprocess_key}
-    return npz_cache(cache_dir, key, compute, prefix=f"frames-{Path(path).stem}")["frames"]
+    H, W = int(size[0]), int(size[1])
+
+    def valid(d: dict[str, np.ndarray]) -> bool:
+        f = d.get("frames")
+        return f is not None and f.dtype == np.float32 and f.shape == (T, 2, H, W)
+
+    return npz_cache(cache_dir, key, compute, prefix=f"frames-{Path(path).stem}", check=valid)["frames"]
 

@@ -46,33 +46,60 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------- readers
-def read_modelnet_txt(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read a resampled ModelNet ``.txt`` file: float32 ``[N, 6]`` (xyz + normals)."""
-    p = Path(path)
+#: Largest text file the point-cloud readers accept (a ModelNet ``.off`` is at most a few MB).
+TEXT_MAX_BYTES = 1 << 28
+
+
+def _read_text(p: Path, max_bytes: int) -> str:
     if not p.is_file():
         raise DatasetNotFoundError(p.name, [p])
-    text = p.read_text(encoding="ascii", errors="replace")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise CorruptFileError(p, f"{size} bytes is above the limit max_bytes={max_bytes}")
+    return p.read_text(encoding="ascii", errors="replace")
+
+
+def _finite(p: Path, a: np.ndarray, what: str) -> np.ndarray:
+    bad = ~np.isfinite(a)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise CorruptFileError(p, f"{what} {row} has a non-finite coordinate {a[row].tolist()} "
+                                  "(NaN/Inf, or beyond the float32 range)")
+    return a
+
+
+def read_modelnet_txt(path: str | os.PathLike[str], max_bytes: int = TEXT_MAX_BYTES) -> np.ndarray:
+    """Read a resampled ModelNet ``.txt`` file: float32 ``[N, 6]`` (xyz + normals).
+
+    Every line must hold the same number (3 or 6) of comma-separated finite numbers."""
+    p = Path(path)
+    text = _read_text(p, max_bytes)
     rows = [r for r in text.splitlines() if r.strip()]
     if not rows:
         raise CorruptFileError(p, "file holds no points")
     ncol = rows[0].count(",") + 1
-    try:
-        vals = np.array(text.replace(",", " ").split(), dtype=np.float32)
-    except ValueError as e:
-        raise CorruptFileError(p, f"non-numeric value ({e})") from None
-    if ncol not in (3, 6) or vals.size != len(rows) * ncol:
-        raise CorruptFileError(p, f"expected {len(rows)} lines of 3 or 6 comma-separated numbers, "
-                                  f"got {vals.size} numbers (first line has {ncol} columns)")
-    return vals.reshape(len(rows), ncol)
+    odd = next((i for i, r in enumerate(rows) if r.count(",") + 1 != ncol), None)
+    if ncol not in (3, 6) or odd is not None:
+        where = f"line {odd + 1} has {rows[odd].count(',') + 1}" if odd is not None else f"the first line has {ncol}"
+        raise CorruptFileError(p, f"expected lines of 3 or 6 comma-separated numbers; {where} columns")
+    with np.errstate(over="ignore"):
+        try:
+            vals = np.array(" ".join(rows).replace(",", " ").split(), dtype=np.float32)
+        except ValueError as e:
+            raise CorruptFileError(p, f"non-numeric value ({e})") from None
+    if vals.size != len(rows) * ncol:
+        raise CorruptFileError(p, f"expected {len(rows)} lines of {ncol} comma-separated numbers, "
+                                  f"got {vals.size} numbers")
+    return _finite(p, vals.reshape(len(rows), ncol), "point")
 
 
-def read_off(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Parse an OFF mesh: vertices float32 ``[V, 3]`` and triangles int64 ``[F, 3]``."""
+def read_off(path: str | os.PathLike[str], max_bytes: int = TEXT_MAX_BYTES) -> tuple[np.ndarray, np.ndarray]:
+    """Parse an OFF mesh: vertices float32 ``[V, 3]`` and triangles int64 ``[F, 3]``.
+
+    Vertex coordinates must be finite and every face index in ``[0, V)``."""
     p = Path(path)
-    if not p.is_file():
-        raise DatasetNotFoundError(p.name, [p])
     lines = []
-    for raw in p.read_text(encoding="ascii", errors="replace").splitlines():
+    for raw in _read_text(p, max_bytes).splitlines():
         line = raw.split("#", 1)[0].strip()
         if line:
             lines.append(line)
@@ -85,17 +112,23 @@ def read_off(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(lines) < 2:
             raise CorruptFileError(p, "missing vertex/face counts line")
         rest, li = lines[1], 2
-    m = re.match(r"^(\d+)\s+(\d+)(?:\s+(\d+))?\s*$", rest)
+    m = re.match(r"^(\d{1,12})\s+(\d{1,12})(?:\s+(\d{1,12}))?\s*$", rest, flags=re.ASCII)
     if not m:
-        raise CorruptFileError(p, f"bad counts line {rest!r}, expected 'n_vertices n_faces n_edges'")
+        raise CorruptFileError(p, f"bad counts line {rest[:40]!r}, expected 'n_vertices n_faces n_edges'")
     nv, nf = int(m.group(1)), int(m.group(2))
     if len(lines) < li + nv + nf:
         raise CorruptFileError(p, f"header announces {nv} vertices and {nf} faces, "
                                   f"file has only {len(lines) - li} data lines")
-    try:
-        verts = np.array([ln.split()[:3] for ln in lines[li:li + nv]], dtype=np.float32).reshape(nv, 3)
-    except ValueError as e:
-        raise CorruptFileError(p, f"bad vertex line ({e})") from None
+    vrows = [ln.split()[:3] for ln in lines[li:li + nv]]
+    short = next((i for i, r in enumerate(vrows) if len(r) != 3), None)
+    if short is not None:
+        raise CorruptFileError(p, f"vertex {short} has {len(vrows[short])} coordinates, expected 3")
+    with np.errstate(over="ignore"):
+        try:
+            verts = np.array(vrows, dtype=np.float32).reshape(nv, 3)
+        except ValueError as e:
+            raise CorruptFileError(p, f"bad vertex line ({e})") from None
+    _finite(p, verts, "vertex")
     tris: list[list[int]] = []
     for ln in lines[li + nv:li + nv + nf]:
         try:
@@ -106,10 +139,10 @@ def read_off(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
         idx = tok[1:1 + k]
         if k < 3 or len(idx) != k:
             raise CorruptFileError(p, f"face line {ln[:40]!r} does not list {k} >= 3 vertex indices")
+        if min(idx) < 0 or max(idx) >= nv:  # Python ints: 10**20 is caught here, not as an int64 overflow
+            raise CorruptFileError(p, f"face line {ln[:40]!r}: vertex index out of range [0, {nv})")
         tris += [[idx[0], idx[i], idx[i + 1]] for i in range(1, k - 1)]  # fan triangulation
     faces = np.asarray(tris, dtype=np.int64).reshape(-1, 3)
-    if faces.size and (faces.min() < 0 or faces.max() >= nv):
-        raise CorruptFileError(p, f"face index out of range [0, {nv})")
     return verts, faces
 
 

@@ -22,8 +22,13 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
+import pickletools
+import struct
+import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -72,48 +77,97 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".
 
 
 # ----------------------------------------------------------------------------------------- IDX
-def _read_maybe_gzip(path: Path) -> bytes:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
-            raise CorruptFileError(path, f"gzip stream is damaged ({e})") from None
-    return raw
+#: Largest IDX payload :func:`read_idx` accepts by default (bytes after decompression).
+IDX_MAX_BYTES = 1 << 33
+#: deflate cannot expand data by more than ~1032:1; a gzip IDX declaring more is rejected unread.
+GZIP_MAX_RATIO = 1032
+_IDX_MAX_DIMS = 32
+_CHUNK = 1 << 20
 
 
-def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
+def _open_idx(path: Path):
+    """Binary stream of the IDX bytes (decompressing on the fly when the file starts with 1f 8b)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rb"), True
+    return open(path, "rb"), False
+
+
+def _read_exact(stream, n: int, path: Path, what: str, offset: int) -> bytes:
+    try:
+        b = stream.read(n)
+    except (OSError, EOFError, zlib.error) as e:
+        raise CorruptFileError(path, f"gzip stream is damaged ({e})", offset) from None
+    if len(b) != n:
+        raise CorruptFileError(path, f"{what} (file has {offset + len(b)} bytes)", offset)
+    return b
+
+
+def read_idx(path: str | os.PathLike[str], max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
     """Read an IDX file (raw or gzip) into a native-endian numpy array.
+
+    The header is read first and every limit is checked before any data is allocated or
+    decompressed: the declared size (product of the dims, exact Python integers) must not exceed
+    ``max_bytes``; a raw file must hold exactly that many bytes; a gzip file cannot declare more
+    than ``GZIP_MAX_RATIO`` times its compressed size (the deflate limit) and is then streamed in
+    1 MiB chunks into the result, so a stream that is shorter or longer than declared is rejected
+    after reading at most the declared size plus one byte.
 
     Raises:
         DatasetNotFoundError: the file does not exist.
-        CorruptFileError: bad magic, unknown type code, or data size != product of the dims.
+        CorruptFileError: bad magic, unknown type code, too many dims, data size != product of
+            the dims, a size above ``max_bytes``, or a damaged gzip stream.
     """
     p = Path(path)
     if not p.is_file():
         raise DatasetNotFoundError(p.name, [p])
-    buf = _read_maybe_gzip(p)
-    if len(buf) < 4:
-        raise CorruptFileError(p, f"file has {len(buf)} bytes, shorter than the 4-byte IDX magic", 0)
-    if buf[0] != 0 or buf[1] != 0:
-        raise CorruptFileError(p, f"IDX magic must start with two zero bytes, got {buf[:4].hex()}", 0)
-    code, ndim = buf[2], buf[3]
-    if code not in _IDX_TYPES:
-        raise CorruptFileError(p, f"unknown IDX type code 0x{code:02x}", 2)
-    if ndim == 0:
-        raise CorruptFileError(p, "IDX header declares 0 dimensions", 3)
-    head = 4 + 4 * ndim
-    if len(buf) < head:
-        raise CorruptFileError(p, f"header needs {head} bytes for {ndim} dims, file has {len(buf)}", 4)
-    dims = tuple(int(d) for d in np.frombuffer(buf, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_TYPES[code])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(buf) - head != expected:
-        raise CorruptFileError(
-            p, f"dims {dims} of {dtype} need {expected} data bytes, found {len(buf) - head}", head
-        )
-    arr = np.frombuffer(buf, dtype, offset=head).reshape(dims)
-    return arr.astype(dtype.newbyteorder("="), copy=True)
+    file_size = p.stat().st_size
+    stream, gz = _open_idx(p)
+    with stream:
+        magic = _read_exact(stream, 4, p, "shorter than the 4-byte IDX magic", 0)
+        if magic[0] != 0 or magic[1] != 0:
+            raise CorruptFileError(p, f"IDX magic must start with two zero bytes, got {magic.hex()}", 0)
+        code, ndim = magic[2], magic[3]
+        if code not in _IDX_TYPES:
+            raise CorruptFileError(p, f"unknown IDX type code 0x{code:02x}", 2)
+        if ndim == 0 or ndim > _IDX_MAX_DIMS:
+            raise CorruptFileError(p, f"IDX header declares {ndim} dimensions (allowed 1..{_IDX_MAX_DIMS})", 3)
+        head = 4 + 4 * ndim
+        dim_bytes = _read_exact(stream, 4 * ndim, p, f"header needs {head} bytes for {ndim} dims", 4)
+        dims = struct.unpack(f">{ndim}I", dim_bytes)
+        dtype = np.dtype(_IDX_TYPES[code])
+        expected = math.prod(dims) * dtype.itemsize  # exact: no int64 overflow
+        if expected > max_bytes:
+            raise CorruptFileError(p, f"dims {dims} of {dtype} declare {expected} data bytes, above the "
+                                      f"limit max_bytes={max_bytes} (pass a larger max_bytes if it is real)", 4)
+        if not gz and file_size - head != expected:
+            raise CorruptFileError(
+                p, f"dims {dims} of {dtype} need {expected} data bytes, found {file_size - head}", head
+            )
+        if gz and expected > GZIP_MAX_RATIO * file_size + (1 << 16):
+            raise CorruptFileError(p, f"dims {dims} of {dtype} declare {expected} data bytes, more than a "
+                                      f"{file_size}-byte gzip file can hold (deflate expands at most "
+                                      f"{GZIP_MAX_RATIO}:1)", 4)
+        out = np.empty(expected, np.uint8)  # pages are committed only as the stream fills them
+        view = out.data  # writable memoryview of the array
+        got = 0
+        try:
+            while got < expected:
+                n = stream.readinto(view[got:got + _CHUNK])
+                if not n:
+                    break
+                got += n
+            extra = len(stream.read(1)) if got == expected else 0
+        except (OSError, EOFError, zlib.error) as e:
+            raise CorruptFileError(p, f"gzip stream is damaged ({e})", head + got) from None
+        if got != expected or extra:
+            found = f"{got}" if got != expected else f"more than {expected}"
+            raise CorruptFileError(p, f"dims {dims} of {dtype} need {expected} data bytes, found {found}", head)
+    arr = out.view(dtype).reshape(dims)
+    if dtype.byteorder == ">":
+        arr = arr.byteswap(inplace=True).view(dtype.newbyteorder("="))  # in place: `out` is ours
+    return arr
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, compress: bool | None = None) -> Path:
@@ -171,45 +225,106 @@ def _check_split(split: str) -> str:
 
 
 # --------------------------------------------------------------------------------------- CIFAR
+#: Largest pickle :func:`read_cifar_batch` reads (the CIFAR-100 train file is ~160 MB).
+PICKLE_MAX_BYTES = 1 << 30
+#: Number of classes per label key of the CIFAR python batches.
+CIFAR_LABEL_CLASSES = {"labels": 10, "fine_labels": 100, "coarse_labels": 20}
+
+
+class _NdarrayName:
+    """Stands for ``numpy.ndarray`` inside a pickle: usable as _reconstruct's class argument only
+    (calling numpy.ndarray(shape) directly would allocate whatever shape the file asks for)."""
+
+
+def _safe_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> Any:
+    # numpy pickles arrays as _reconstruct(ndarray, (0,), b'b') + BUILD(state); only that empty
+    # placeholder is allowed, so a pickle cannot ask for an allocation its data does not back.
+    if cls is not _NdarrayName or shape != (0,):
+        raise pickle.UnpicklingError(f"numpy _reconstruct({cls!r}, {shape!r:.40}) is not a plain array placeholder")
+    return np.ndarray.__new__(np.ndarray, (0,), np.uint8)
+
+
+def _safe_frombuffer(buf: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
+    # protocol-5 numpy pickles: an array view of bytes the pickle holds (nothing is allocated)
+    if not isinstance(buf, (bytes, bytearray, pickle.PickleBuffer)) or not isinstance(dtype, np.dtype):
+        raise pickle.UnpicklingError("numpy _frombuffer needs bytes and a dtype")
+    if dtype.kind not in "biuf" or order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"numpy _frombuffer of dtype {dtype} / order {order!r} is not allowed")
+    return np.frombuffer(memoryview(buf), dtype).reshape(shape, order=order).copy()
+
+
+def _safe_scalar(dtype: Any, data: Any = None) -> Any:
+    # numpy scalars (e.g. np.int64 labels) pickle as scalar(dtype, raw bytes of one item)
+    if not isinstance(dtype, np.dtype) or not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("numpy scalar needs a numeric dtype and exactly one item of bytes")
+    return np.frombuffer(data, dtype)[0]
+
+
+def _safe_encode(obj: Any, encoding: Any = "utf-8", errors: Any = "strict") -> bytes:
+    # Python 3 writes bytes at protocol 2 as _codecs.encode(str, 'latin1'); nothing else is needed
+    if not isinstance(obj, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError(f"_codecs.encode only allowed as encode(str, 'latin1'), got {encoding!r}")
+    return obj.encode("latin1")
+
+
+def _safe_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    if not isinstance(spec, str) or len(spec) > 8:
+        raise pickle.UnpicklingError(f"numpy.dtype({spec!r}) is not a plain scalar type")
+    dt = np.dtype(spec, align=bool(align))
+    if dt.kind not in "biuf" or dt.itemsize > 16:
+        raise pickle.UnpicklingError(f"numpy dtype {dt} is not allowed in a data file (numbers only)")
+    return dt
+
+
 class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that only resolves the globals needed for plain numpy arrays.
+    """Unpickler that only resolves the globals needed for plain numeric numpy arrays.
 
     Plain containers (dict, list, bytes, str, int) need no globals at all; numpy arrays need
-    ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2), ``numpy.ndarray`` and
-    ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at protocol 2).
-    Anything else (``os.system``, ``builtins.eval`` ...) raises
+    ``numpy.core.multiarray._reconstruct`` (``numpy._core`` on numpy 2; ``numeric._frombuffer`` at
+    protocol 5) and ``numpy.dtype`` (plus ``_codecs.encode``, which Python 3 uses for bytes at
+    protocol 2). Each is replaced by a checked version: ``_reconstruct`` only builds numpy's empty
+    ``(0,)`` placeholder (the array's data then comes from the pickle itself), ``_frombuffer`` only
+    views bytes held by the pickle, ``dtype`` only numeric scalar types, ``scalar`` only one item
+    of those, ``encode`` only ``encode(str, 'latin1')``. Anything else (``os.system``, ``builtins.eval`` ...) raises
     :class:`pickle.UnpicklingError`.
     """
 
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("copy_reg", "_reconstructor"),
-        ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"),
-        ("builtins", "object"),
-        ("_codecs", "encode"),  # Python 3 protocol-2 pickles store bytes as encode(str, 'latin1')
+    _ALLOWED: dict[tuple[str, str], Any] = {
+        ("numpy.core.multiarray", "_reconstruct"): _safe_reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _safe_reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _safe_frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _safe_frombuffer,
+        ("numpy.core.multiarray", "scalar"): _safe_scalar,
+        ("numpy._core.multiarray", "scalar"): _safe_scalar,
+        ("numpy", "ndarray"): _NdarrayName,
+        ("numpy", "dtype"): _safe_dtype,
+        ("_codecs", "encode"): _safe_encode,
     }
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a data file")
-        if module == "numpy.core.multiarray" and hasattr(np, "_core"):
-            module = "numpy._core.multiarray"  # numpy >= 2 moved it; avoids the deprecation shim
-        return super().find_class(module, name)
+        return self._ALLOWED[(module, name)]
 
 
-def _restricted_load(path: Path) -> Any:
+def _restricted_load(path: Path, max_bytes: int = PICKLE_MAX_BYTES) -> Any:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise CorruptFileError(path, f"pickle of {size} bytes is above the limit max_bytes={max_bytes}")
+    raw = path.read_bytes()
     try:
-        with open(path, "rb") as fh:
-            return RestrictedUnpickler(io.BufferedReader(fh), encoding="bytes").load()
+        # Walk the opcodes first (pure Python, nothing built): every counted length (BINBYTES8,
+        # LONG4 ...) is checked against the bytes really present, so the C unpickler below never
+        # allocates a buffer the file does not back.
+        with warnings.catch_warnings():  # genops decodes STRING args: bad escapes only warn
+            warnings.simplefilter("ignore", DeprecationWarning)
+            for _op, _arg, _pos in pickletools.genops(io.BytesIO(raw)):
+                pass
+        return RestrictedUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except pickle.UnpicklingError as e:
         raise CorruptFileError(path, f"refused or invalid pickle ({e})") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError) as e:
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, LookupError,
+            OverflowError, MemoryError, RecursionError) as e:
         raise CorruptFileError(path, f"truncated or invalid pickle ({type(e).__name__}: {e})") from None
 
 
@@ -221,25 +336,48 @@ def _key(d: dict, name: str) -> Any:
 
 
 def read_cifar_batch(
-    path: str | os.PathLike[str], label_key: str = "labels"
+    path: str | os.PathLike[str], label_key: str = "labels", num_classes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR python batch: uint8 images ``[N, 3, 32, 32]`` and int64 labels ``[N]``."""
+    """Read one CIFAR python batch: uint8 images ``[N, 3, 32, 32]`` and int64 labels ``[N]``.
+
+    ``data`` must be a uint8 numpy array ``[N, 3072]``; the labels a list/array of ``N``
+    integers in ``[0, num_classes)`` (default from ``label_key``: ``labels`` 10,
+    ``fine_labels`` 100, ``coarse_labels`` 20), so a bad label fails here and not as an
+    ``IndexError`` in the loss.
+    """
     p = Path(path)
     if not p.is_file():
         raise DatasetNotFoundError(p.name, [p])
+    n_cls = num_classes if num_classes is not None else CIFAR_LABEL_CLASSES.get(label_key)
+    if n_cls is None:
+        raise ValueError(f"num_classes is required for label_key={label_key!r} "
+                         f"(known keys: {', '.join(CIFAR_LABEL_CLASSES)})")
     d = _restricted_load(p)
     if not isinstance(d, dict):
         raise CorruptFileError(p, f"expected a pickled dict, got {type(d).__name__}")
     try:
         data, labels = _key(d, "data"), _key(d, label_key)
-    except KeyError as e:
+    except (KeyError, TypeError) as e:
         raise CorruptFileError(p, f"missing key {e.args[0]!r}") from None
-    data = np.asarray(data)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise CorruptFileError(p, f"'data' must be uint8 [N, 3072], got {data.dtype} {data.shape}")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise CorruptFileError(p, f"'data' must be a uint8 [N, 3072] array, got {got}")
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1 or labels.dtype.kind not in "iu":
+            raise CorruptFileError(p, f"{label_key!r} must be 1-D integers, got {labels.dtype} {labels.shape}")
+        lo, hi = (int(labels.min()), int(labels.max())) if labels.size else (0, 0)
+    elif isinstance(labels, (list, tuple)):
+        bad = next((v for v in labels if type(v) is not int and not isinstance(v, np.integer)), None)
+        if bad is not None:
+            raise CorruptFileError(p, f"{label_key!r} holds a non-integer label {str(bad)[:40]!r}")
+        lo, hi = (int(min(labels)), int(max(labels))) if labels else (0, 0)
+    else:
+        raise CorruptFileError(p, f"{label_key!r} must be a list of integers, got {type(labels).__name__}")
+    if lo < 0 or hi >= n_cls:
+        raise CorruptFileError(p, f"{label_key!r} range [{lo}, {hi}] is outside the {n_cls} classes [0, {n_cls})")
     y = np.asarray(labels, dtype=np.int64)
-    if y.shape != (data.shape[0],):
-        raise CorruptFileError(p, f"{y.shape[0]} labels for {data.shape[0]} images")
+    if len(y) != data.shape[0]:
+        raise CorruptFileError(p, f"{len(y)} labels for {data.shape[0]} images")
     return data.reshape(-1, 3, 32, 32), y
 
 
@@ -249,7 +387,7 @@ def _read_meta(path: Path, key: str) -> list[str] | None:
     d = _restricted_load(path)
     try:
         return [n.decode() if isinstance(n, bytes) else str(n) for n in _key(d, key)]
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, ValueError):
         return None
 
 

@@ -15,10 +15,11 @@ Rules (each exact in exact arithmetic; formulas in the modules named):
 * MPR (arXiv:2307.04356) → threshold ``φ⁻¹(V_th)`` (exact; ``= V_th`` at 0.5), ``pre_fire='none'``.
 * Amplitudes (Ternary Spike arXiv:2312.06372, Real Spike arXiv:2210.06686) → every consumer of the spike tensor:
   conv/linear weights (input-channel slice or whole tensor), an :class:`~spikeforge.layers.unshared.UnsharedConv2d`
-  for element-wise amplitudes; through avg pooling (layer/channel), max pooling (positive layer/channel),
-  per-sample flatten, dropout, identity; into a neuron that reads them directly (threshold ``/ a``, ``a > 0``).
-  Residual blocks: see :mod:`.rules_blocks` (identity shortcut of the standard block: ``1/a`` into conv2/bn2 and
-  sn2's threshold ``/ a``; SEW; MS).
+  for element-wise amplitudes; through avg pooling (layer/channel; element-wise: the pool moves into its consumer,
+  :mod:`.linear`), max pooling (positive layer/channel), per-sample flatten, dropout, identity; into a neuron that
+  reads them directly (threshold ``/ a``, ``a > 0``). Residual blocks: see :mod:`.rules_blocks` (identity shortcut
+  of the standard block: ``1/a`` into conv2/bn2 and sn2's threshold ``/ a``; SEW sums of different amplitudes:
+  addends concatenated, one weight slice per addend in every consumer; MS).
 * Train-only perturbations: a uniform initial membrane with ``init_when='train'`` becomes ``'zero'``
   (``'always'`` is inference semantics and stays).
 

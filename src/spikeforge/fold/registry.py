@@ -13,11 +13,30 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FoldError", "Scale", "FoldContext", "Rule", "fold_rule", "find_rule", "registered_rules"]
+__all__ = ["FoldError", "PendingPool", "Scale", "FoldContext", "Rule", "fold_rule", "find_rule", "registered_rules"]
 
 
 class FoldError(ValueError):
     """A model (or a combination of options) that has no exact plain-spiking inference form."""
+
+
+@dataclass(frozen=True)
+class PendingPool:
+    """An average pool of an element-wise-scaled tensor that the fold moved into the pool's consumers.
+
+    The folded model carries the unpooled spikes ``z[C, H, W]``; the consumer's true input is
+    ``q[c, i, j] = Σ_{u, v} weight[c, u, v, i, j] · z[c, s_h·i + u − p_h, s_w·j + v − p_w]`` (the amplitude, the
+    pool's ``1/divisor`` and zeros for positions outside the map are in ``weight[C, kh, kw, Ho, Wo]``).
+    ``name`` is the pool's qualified name (for error messages).
+    """
+
+    weight: Tensor
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    in_size: tuple[int, int]
+    out_size: tuple[int, int]
+    name: str
 
 
 @dataclass(frozen=True)
@@ -29,12 +48,20 @@ class Scale:
     the per-sample shape (``(C, H, W)`` or ``(F,)``) for ``element``. ``source`` is the qualified name of the neuron
     whose amplitude it is (for error messages). ``flat`` marks a tensor whose per-sample dims were flattened into
     features after the neuron (a channel scale then repeats over the spatial positions of its channel).
+
+    ``terms = k > 1``: the true tensor is a sum of ``k`` spike tensors with different amplitudes (a SEW block's
+    output); the folded model carries them concatenated along channels (``k·C`` channels, term-major) and
+    ``value`` holds the ``k`` amplitudes concatenated the same way. A consumer reading ``C`` channels (or ``F``
+    features) absorbs it by tiling its weights ``k`` times along the input and scaling each slice by its term's
+    amplitude. ``pool``: an average pool of an element-wise amplitude still to be applied (see :class:`PendingPool`).
     """
 
     value: Tensor
     granularity: str
     source: str
     flat: bool = False
+    terms: int = 1
+    pool: PendingPool | None = None
 
     def __post_init__(self) -> None:
         if self.granularity not in ("layer", "channel", "element"):
@@ -51,8 +78,11 @@ class Scale:
     def vector(self, n: int, consumer: str) -> Tensor:
         """The amplitude per index of dim 2 of ``[T, B, n, …]`` (input channels of a conv, features of a linear).
 
-        Element-wise amplitudes over a spatial map have no such vector (they need an unshared conv).
+        Element-wise amplitudes over a spatial map have no such vector (they need an unshared conv). With
+        ``terms = k``, ``n`` counts the concatenated terms (``k`` times the consumer's own input size).
         """
+        if self.pool is not None:
+            raise FoldError(f"the {self.describe()} reaches {consumer}, which needs one amplitude per channel/feature")
         v = self.value.detach()
         if self.granularity == "layer":
             return v.reshape(()).expand(n).clone()
@@ -76,8 +106,27 @@ class Scale:
                             f"{consumer} reads {n}")
         return v.reshape(-1).clone()
 
+    def describe(self) -> str:
+        """E.g. ``channel-wise amplitude of layer1.0.sn2`` (with the terms / pending pool, if any)."""
+        what = f"{self.granularity}-wise amplitude of {self.source}"
+        if self.terms > 1:
+            what += f" (a sum of {self.terms} spike tensors with different amplitudes)"
+        if self.pool is not None:
+            what += f" (average-pooled by {self.pool.name})"
+        return what
+
+    def check_plain(self, consumer: str, what: str = "") -> None:
+        """Raise :class:`FoldError` if this is a sum of terms or carries a pending pool: ``consumer`` (e.g. a
+        neuron or a max pool) needs the tensor as one amplitude times plain spikes."""
+        if self.terms > 1 or self.pool is not None:
+            raise FoldError(f"the {self.describe()} reaches {consumer}{' (' + what + ')' if what else ''}, which "
+                            "cannot read it: only conv/linear consumers (and channel-wise pooling, flatten, "
+                            "dropout, identity, SEW sums) fold a sum of spike tensors or a pooled element-wise "
+                            "amplitude")
+
     def sample_tensor(self, feature_shape: tuple[int | None, ...] | None, consumer: str) -> Tensor:
         """The amplitude shaped to broadcast against one sample of ``consumer``'s input (a neuron's feature map)."""
+        self.check_plain(consumer)
         if self.granularity == "layer":
             return self.value.detach().reshape(())
         if not self.flat:
@@ -88,7 +137,8 @@ class Scale:
         return self.vector(int(feature_shape[0]), consumer)
 
     def same_as(self, other: Scale | None) -> bool:
-        return (other is not None and self.flat == other.flat and self.value.shape == other.value.shape
+        return (other is not None and self.flat == other.flat and self.terms == other.terms
+                and self.pool is None and other.pool is None and self.value.shape == other.value.shape
                 and bool(torch.equal(self.value, other.value.to(self.value))))
 
 

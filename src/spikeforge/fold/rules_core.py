@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..functional import mpr_inverse
 from ..neurons import MembraneBN, Neuron
-from .linear import CONV_LIKE, NORM_LIKE, StepAffine, merge_affine, norm_to_affine, scale_input
+from .linear import CONV_LIKE, NORM_LIKE, StepAffine, merge_affine, norm_to_affine, pending_pool, scale_input
 from .registry import FoldContext, FoldError, Scale, fold_rule
 
 __all__ = ["fold_conv_norm", "fold_sequence", "mpbn_threshold"]
@@ -92,6 +92,7 @@ def _standalone_norm(norm: nn.Module, scale: Scale | None, ctx: FoldContext) -> 
     if not per_step:
         k, b = k[None], b[None]
     if scale is not None:
+        scale.check_plain(ctx.name, type(norm).__name__)
         k = k * scale.vector(k.shape[1], ctx.name).to(k)[None]
     ref = next(norm.parameters(), None)
     dtype = ref.dtype if ref is not None else torch.get_default_dtype()
@@ -102,6 +103,7 @@ def _standalone_norm(norm: nn.Module, scale: Scale | None, ctx: FoldContext) -> 
 def _step_affine(aff: StepAffine, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
     """An already folded affine: ``w_t ⊙ (a ⊙ x) + b_t = (w_t ⊙ a) ⊙ x + b_t`` (layer/channel amplitude)."""
     if scale is not None:
+        scale.check_plain(ctx.name, "StepAffine")
         a = scale.vector(aff.weight.shape[1], ctx.name).to(aff.weight)
         with torch.no_grad():
             aff.weight.mul_(a)
@@ -119,15 +121,27 @@ def _identity(m: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
 
 @fold_rule(nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
 def _avg_pool(m: nn.Module, scale: Scale | None, ctx: FoldContext) -> tuple[nn.Module, Scale | None]:
-    """``avg(a ⊙ s) = a ⊙ avg(s)`` for a layer/channel amplitude (the pool mixes positions, not channels)."""
-    if scale is not None and scale.granularity == "element":
-        raise FoldError(f"the element-wise amplitude of {scale.source} reaches the pooling layer {ctx.name}, which "
-                        "mixes positions with different amplitudes; use a conv consumer or a channel-wise amplitude")
-    return m, scale
+    """``avg(a ⊙ s) = a ⊙ avg(s)`` for a layer/channel amplitude (the pool mixes positions, not channels; a sum of
+    terms concatenated along channels pools term by term).
+
+    An element-wise amplitude ``a[C, H, W]`` of a 2-D map: the pool is linear, so it moves into its consumers
+    (:class:`~spikeforge.fold.registry.PendingPool`): the pool becomes an ``nn.Identity`` and the next conv absorbs
+    pool and amplitude as one unshared conv, a linear layer after a global pool and a flatten reads the flattened
+    ``C·H·W`` map, any other consumer (an identity shortcut) gets the pool as a depthwise unshared conv.
+    """
+    if scale is None or scale.granularity != "element":
+        return m, scale
+    if scale.terms > 1 or scale.pool is not None or scale.flat or scale.value.ndim != 3 or \
+            not isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+        raise FoldError(f"the {scale.describe()} reaches the pooling layer {ctx.name} ({type(m).__name__}); only a "
+                        "2-D average pool of a plain element-wise amplitude [C, H, W] folds")
+    pool = pending_pool(m, scale.value, ctx.name)
+    return nn.Identity(), dataclasses.replace(scale, pool=pool)
 
 
 def check_max_commutes(scale: Scale, what: str, ctx: FoldContext) -> None:
     """``max(a ⊙ s) = a ⊙ max(s)`` holds for a positive layer/channel amplitude only; raise otherwise."""
+    scale.check_plain(ctx.name, what)
     if scale.granularity == "element" or not scale.positive():
         raise FoldError(f"the amplitude of {scale.source} reaches the {what} {ctx.name}; max commutes "
                         "with a positive layer/channel amplitude only (got "
@@ -149,6 +163,10 @@ def _flatten(m: nn.Flatten, scale: Scale | None, ctx: FoldContext) -> tuple[nn.M
     channel's H·W features, an element amplitude is flattened the same way."""
     if scale is None:
         return m, None
+    if scale.pool is not None and scale.pool.out_size != (1, 1):
+        raise FoldError(f"the element-wise amplitude of {scale.source} reaches the pooling layer {scale.pool.name}, "
+                        f"whose {scale.pool.out_size} output is flattened by {ctx.name}; a locally pooled element-wise "
+                        "amplitude folds into a following conv, a globally pooled one into a following linear layer")
     if m.start_dim != 2 or m.end_dim != -1:
         raise FoldError(f"{ctx.name} flattens dims {m.start_dim}..{m.end_dim}; an amplitude ({scale.source}) can only "
                         "pass a per-sample flatten of time-first tensors (start_dim=2, end_dim=-1)")

@@ -1,6 +1,6 @@
 """Optional C++ CPU kernel for the fused neuron: one memory pass per time step, forward and backward.
 
-The pure-PyTorch fused loop (:class:`spikeforge.functional.neuron._FusedNeuron`) costs ~4 elementwise passes
+The pure-PyTorch fused loop (:mod:`spikeforge.functional._fused_torch`) costs ~4 elementwise passes
 per step in the forward and ~12 in the backward (every ATen op reads and writes the whole ``[B, ...]`` slice);
 on CPU that is memory-bandwidth bound. This kernel walks each block of neurons through all T steps with the
 state in registers/L1, so the forward reads ``x`` once and writes ``s`` and ``h`` once, and the backward reads
@@ -14,239 +14,58 @@ the Python path: the charge is ``decay * v + x`` rounded twice (no fused multipl
 so spikes are bit-identical to :func:`~spikeforge.functional.reference_multistep`; gradients agree to float
 rounding.
 
-Built at first use with :func:`torch.utils.cpp_extension.load_inline` (cached by torch under
-``TORCH_EXTENSIONS_DIR``, ~30-60 s once). ``SPIKEFORGE_CPU_KERNEL=0`` disables it. If the build fails (no
-compiler, no Python headers) a ``RuntimeWarning`` says so once and the Python fused path runs instead.
+The source is ``csrc/neuron_cpu.cpp`` (package data). It is built at first use with
+:func:`torch.utils.cpp_extension.load` (~30-60 s once; a :class:`KernelBuildNotice` warning names the directory)
+into ``<torch extensions root>/spikeforge/<name>``, where the name carries a hash of the source, the compiler
+flags, the torch build (version, CUDA, C++ ABI), the Python version and the environment (``sys.prefix``): a
+different torch or venv never picks up a stale binary. ``TORCH_EXTENSIONS_DIR`` moves the root.
+``SPIKEFORGE_CPU_KERNEL=0`` disables the kernel. If the build fails (no compiler, no Python headers) a
+``RuntimeWarning`` says so once and the Python fused path runs instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import sys
 import threading
 import warnings
+from pathlib import Path
 from types import ModuleType
 
-__all__ = ["SURROGATE_IDS", "kernel", "kernel_status"]
+__all__ = ["SURROGATE_IDS", "KernelBuildNotice", "build_name", "kernel", "kernel_status", "source_path"]
+
+_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"]
+
+
+class KernelBuildNotice(UserWarning):
+    """Emitted once when a neuron kernel is compiled (it takes a while the first time)."""
+
+
+def source_path() -> Path:
+    """The C++ source shipped with the package."""
+    return Path(__file__).with_name("csrc") / "neuron_cpu.cpp"
+
+
+def build_name() -> str:
+    """Extension name keyed by the source, the flags, the torch build and the Python environment."""
+    import torch
+
+    key = "\n".join([
+        source_path().read_text(encoding="utf-8"), " ".join(_FLAGS), torch.__version__, str(torch.version.cuda),
+        str(torch._C._GLIBCXX_USE_CXX11_ABI), sys.version, sys.prefix,
+    ])
+    return "spikeforge_neuron_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _build_dir(name: str) -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    return Path(get_default_build_root()) / "spikeforge" / name
 
 # surrogate name -> id in the C++ switch; the formulas mirror functional/surrogate.py
 SURROGATE_IDS: dict[str, int] = {"rectangular": 0, "ste": 1, "triangle": 2, "sigmoid": 3, "atan": 4, "dspike": 5}
-
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <cmath>
-#include <algorithm>
-#include <vector>
-
-namespace {
-
-constexpr int64_t kBlock = 4096;  // neurons per block: the block's state and surrogate values stay in L1/L2
-
-// g'(z) for a block, one branch-free loop per family (mirrors functional/surrogate.py)
-// TERNARY: the surrogate is applied symmetrically, at distance |h| - thr (functional/neuron.py)
-template <typename scalar_t, bool TERNARY>
-void surrogate_grad(const scalar_t* __restrict h_in, scalar_t thr, int64_t id, scalar_t p, scalar_t* __restrict out,
-                    int64_t n, scalar_t* __restrict abs_buf) {
-  const scalar_t half = scalar_t(0.5), one = scalar_t(1), zero = scalar_t(0);
-  const scalar_t* __restrict h = h_in;
-  if constexpr (TERNARY) {
-    for (int64_t i = 0; i < n; ++i) abs_buf[i] = std::abs(h_in[i]);
-    h = abs_buf;
-  }
-  switch (id) {
-    case 0: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) < half * p ? one / p : zero; break;
-    case 1: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) <= half * p ? one / p : zero; break;
-    case 2:
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t r = one - std::abs(h[i] - thr) / p;
-        out[i] = (r > zero ? r : zero) / p;
-      }
-      break;
-    case 3:
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t sg = one / (one + std::exp(-p * (h[i] - thr)));
-        out[i] = p * sg * (one - sg);
-      }
-      break;
-    case 4: {
-      const scalar_t c = scalar_t(M_PI / 2) * p;
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t u = c * (h[i] - thr);
-        out[i] = p / (scalar_t(2) * (one + u * u));
-      }
-      break;
-    }
-    default: {
-      const scalar_t denom = scalar_t(2) * std::tanh(p / scalar_t(2));
-      for (int64_t i = 0; i < n; ++i) {
-        const scalar_t z = h[i] - thr;
-        const scalar_t th = std::tanh(p * z);
-        out[i] = std::abs(z) <= half ? p * (one - th * th) / denom : zero;
-      }
-    }
-  }
-}
-
-// one step of one block, forward. RESET: 0 hard, 1 soft, 2 none. A separate function with restrict pointers so
-// that GCC vectorises it (the selects become blends; -fno-trapping-math lets it speculate the compare).
-template <typename S, int RESET, bool TERNARY>
-inline void forward_step(const S* __restrict xt, S* __restrict st, S* __restrict ht, S* __restrict v, int64_t m,
-                         S decay, S gain, S thr, S v_reset, S amount) {
-  for (int64_t i = 0; i < m; ++i) {
-    const S in = gain * xt[i];  // gain = 1 exactly unless decay_input
-    const S hv = decay * v[i] + in;
-    const bool up = hv >= thr;
-    const bool down = TERNARY && hv <= -thr;  // ternary: s = H(h - thr) - H(-h - thr)
-    const S sv = up ? S(1) : (down ? S(-1) : S(0));
-    ht[i] = hv;
-    st[i] = sv;
-    S vn;
-    if constexpr (RESET == 0) vn = (up || down) ? v_reset : hv;
-    else if constexpr (RESET == 1) vn = (up || down) ? hv - amount * sv : hv;
-    else vn = hv;
-    v[i] = vn;
-  }
-}
-
-// one step of one block, backward; keep = 0 when the reset is detached, else 1
-template <typename S, int RESET, bool HAS_GH, bool TERNARY>
-inline void backward_step(const S* __restrict gst, const S* __restrict ht, const S* __restrict ght,
-                          const S* __restrict sg, S* __restrict gxt, S* __restrict gv, int64_t m, S decay, S gain,
-                          S thr, S v_reset, S amount, S keep) {
-  for (int64_t i = 0; i < m; ++i) {
-    const S hv = ht[i];
-    const S g_v = gv[i];
-    S g_h;
-    if constexpr (RESET == 0) {  // v = h (1 - |s|) + v_reset |s|; d|s|/dh = sign(s) ds/dh (as autograd's abs)
-      const bool up = hv >= thr;
-      const bool down = TERNARY && hv <= -thr;
-      const S sign_s = up ? S(1) : (down ? S(-1) : S(0));
-      g_h = ((up || down) ? S(0) : g_v) + gst[i] * sg[i];
-      if constexpr (HAS_GH) g_h = g_h + ght[i];
-      if constexpr (TERNARY) g_h = g_h + (keep * g_v * (v_reset - hv)) * sg[i] * sign_s;
-      else g_h = g_h + (keep * g_v * (v_reset - hv)) * sg[i];
-    } else if constexpr (RESET == 1) {  // v = h - amount s
-      g_h = g_v + (gst[i] - keep * amount * g_v) * sg[i];
-      if constexpr (HAS_GH) g_h = g_h + ght[i];
-    } else {
-      g_h = g_v + gst[i] * sg[i];
-      if constexpr (HAS_GH) g_h = g_h + ght[i];
-    }
-    gxt[i] = g_h * gain;
-    gv[i] = g_h * decay;
-  }
-}
-
-template <typename S, int RESET, bool TERNARY>
-void forward_impl(const S* x, const S* v0, S* s, S* h, S* v_last, int64_t T, int64_t N, S decay, S gain, S thr,
-                  S v_reset, S amount) {
-  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
-    std::vector<S> v(kBlock);
-    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
-      const int64_t m = std::min(end - b0, kBlock);
-      std::copy(v0 + b0, v0 + b0 + m, v.data());
-      for (int64_t t = 0; t < T; ++t) {
-        forward_step<S, RESET, TERNARY>(x + t * N + b0, s + t * N + b0, h + t * N + b0, v.data(), m, decay, gain, thr,
-                               v_reset, amount);
-      }
-      std::copy(v.data(), v.data() + m, v_last + b0);
-    }
-  });
-}
-
-template <typename S, int RESET, bool HAS_GH, bool TERNARY>
-void backward_impl(const S* g_s, const S* g_hseq, const S* g_vT, const S* h, S* g_x, S* g_v0, int64_t T, int64_t N,
-                   S decay, S gain, S thr, S v_reset, S amount, S keep, int64_t sg_id, S sg_p) {
-  at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
-    std::vector<S> gv(kBlock), sg(kBlock), abs_buf(TERNARY ? kBlock : 0);
-    for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
-      const int64_t m = std::min(end - b0, kBlock);
-      if (g_vT) std::copy(g_vT + b0, g_vT + b0 + m, gv.data());
-      else std::fill(gv.begin(), gv.begin() + m, S(0));
-      for (int64_t t = T - 1; t >= 0; --t) {
-        const int64_t o = t * N + b0;
-        surrogate_grad<S, TERNARY>(h + o, thr, sg_id, sg_p, sg.data(), m, abs_buf.data());
-        backward_step<S, RESET, HAS_GH, TERNARY>(g_s + o, h + o, HAS_GH ? g_hseq + o : nullptr, sg.data(), g_x + o,
-                                        gv.data(), m, decay, gain, thr, v_reset, amount, keep);
-      }
-      std::copy(gv.data(), gv.data() + m, g_v0 + b0);
-    }
-  });
-}
-
-// compile-time reset mode from the runtime id (0 hard, 1 soft, 2 none)
-template <typename S, bool TERNARY, typename Run>
-void forward_for_reset(int64_t reset, Run run) {
-  if (reset == 0) run(forward_impl<S, 0, TERNARY>);
-  else if (reset == 1) run(forward_impl<S, 1, TERNARY>);
-  else run(forward_impl<S, 2, TERNARY>);
-}
-
-template <typename S, bool HAS_GH, bool TERNARY, typename Run>
-void backward_for_reset(int64_t reset, Run run) {
-  if (reset == 0) run(backward_impl<S, 0, HAS_GH, TERNARY>);
-  else if (reset == 1) run(backward_impl<S, 1, HAS_GH, TERNARY>);
-  else run(backward_impl<S, 2, HAS_GH, TERNARY>);
-}
-
-}  // namespace
-
-std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor v0, double decay, bool decay_input, double thr,
-                                       int64_t reset, double v_reset, double amount, bool ternary) {
-  TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && v0.is_contiguous(), "lif_forward: contiguous CPU tensors");
-  TORCH_CHECK(reset >= 0 && reset <= 2, "lif_forward: reset id must be 0, 1 or 2");
-  const int64_t T = x.size(0);
-  const int64_t N = x.numel() / T;
-  TORCH_CHECK(v0.numel() == N && v0.scalar_type() == x.scalar_type(), "lif_forward: v0 must be one value per neuron");
-  auto s = torch::empty_like(x);
-  auto h = torch::empty_like(x);
-  auto v_last = torch::empty_like(v0);
-  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
-    const scalar_t d = scalar_t(decay);
-    const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
-    auto run = [&](auto fn) {
-      fn(x.data_ptr<scalar_t>(), v0.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
-         v_last.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount));
-    };
-    ternary ? forward_for_reset<scalar_t, true>(reset, run) : forward_for_reset<scalar_t, false>(reset, run);
-  });
-  return {s, h, v_last};
-}
-
-std::vector<torch::Tensor> lif_backward(torch::Tensor g_s, c10::optional<torch::Tensor> g_hseq,
-                                        c10::optional<torch::Tensor> g_vT, torch::Tensor h, double decay,
-                                        bool decay_input, double thr, int64_t reset, double v_reset, double amount,
-                                        bool detach, int64_t sg_id, double sg_p, bool ternary) {
-  TORCH_CHECK(h.device().is_cpu() && h.is_contiguous() && g_s.is_contiguous(), "lif_backward: contiguous CPU tensors");
-  TORCH_CHECK(reset >= 0 && reset <= 2 && sg_id >= 0 && sg_id <= 5, "lif_backward: bad reset or surrogate id");
-  const int64_t T = h.size(0);
-  const int64_t N = h.numel() / T;
-  TORCH_CHECK(g_s.sizes() == h.sizes() && (!g_hseq || g_hseq->sizes() == h.sizes()) && (!g_vT || g_vT->numel() == N),
-              "lif_backward: gradient shapes do not match h");
-  auto g_x = torch::empty_like(h);
-  auto g_v0 = torch::empty({N}, h.options());
-  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lif_backward", [&] {
-    const scalar_t d = scalar_t(decay);
-    const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
-    const bool has_gh = g_hseq.has_value();
-    auto run = [&](auto fn) {
-      fn(g_s.data_ptr<scalar_t>(), has_gh ? g_hseq->data_ptr<scalar_t>() : nullptr,
-         g_vT ? g_vT->data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(), g_x.data_ptr<scalar_t>(),
-         g_v0.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount),
-         detach ? scalar_t(0) : scalar_t(1), sg_id, scalar_t(sg_p));
-    };
-    if (ternary) {
-      has_gh ? backward_for_reset<scalar_t, true, true>(reset, run)
-             : backward_for_reset<scalar_t, false, true>(reset, run);
-    } else {
-      has_gh ? backward_for_reset<scalar_t, true, false>(reset, run)
-             : backward_for_reset<scalar_t, false, false>(reset, run);
-    }
-  });
-  return {g_x, g_v0};
-}
-"""
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -277,14 +96,17 @@ def kernel() -> ModuleType | None:
             _status = "disabled by SPIKEFORGE_CPU_KERNEL"
             return None
         try:
-            from torch.utils.cpp_extension import load_inline
+            from torch.utils.cpp_extension import load
 
             _ensure_ninja_on_path()
-            _module = load_inline(
-                name="spikeforge_lif_cpu_v5", cpp_sources=[_SOURCE], functions=["lif_forward", "lif_backward"],
-                extra_cflags=["-O3", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fopenmp"],
-                extra_ldflags=["-fopenmp"], verbose=False,
-            )
+            name = build_name()
+            build_dir = _build_dir(name)
+            build_dir.mkdir(parents=True, exist_ok=True)
+            if not any(build_dir.glob(f"{name}*.so")):
+                warnings.warn(f"spikeforge: compiling the C++ CPU neuron kernel (once, ~1 min) into {build_dir}",
+                              KernelBuildNotice, stacklevel=3)
+            _module = load(name=name, sources=[str(source_path())], extra_cflags=_FLAGS,
+                           extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=False)
             _status = "built"
         except Exception as exc:  # no compiler / headers: keep working, but say so loudly
             _status = f"unavailable: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc) else ''}"

@@ -1,17 +1,15 @@
 """Multi-step spiking neuron dynamics over time-first sequences ``x[T, B, ...]``.
 
-One definition of the math, two executions that must agree:
-
-* :func:`reference_multistep` — a plain PyTorch loop whose gradients come from autograd (the
-  specification; also the only path that accepts an arbitrary per-step pre-fire transform such as MPBN).
-* :func:`fused_multistep` — one :class:`torch.autograd.Function` for the whole time loop. It saves only
-  the pre-spike membrane sequence ``h[T, ...]`` (spikes are recomputed in the backward) and runs the
-  backward as a single reverse loop, instead of keeping per-step autograd graphs.
+One definition of the math: :func:`reference_multistep`, a plain PyTorch loop whose gradients come from
+autograd, is the specification. The faster executions (a PyTorch fused loop, a C++ CPU kernel, a Triton
+kernel) live behind one kernel boundary in :mod:`spikeforge.functional.kernels` and are tested against it;
+:func:`spikeforge.functional.multistep` picks one.
 
 Dynamics (``v_{-1}`` is the initial membrane ``v0``)::
 
     charge   h_t = decay * v_{t-1} + gain * x_t             gain = 1, or (1 - decay) with decay_input
-    rectify  r_t = phi(h_t)                                  phi = identity or MPR (arXiv:2307.04356)
+    rectify  r_t = phi(h_t)                                  phi = identity, MPR (arXiv:2307.04356) or
+                                                             MPBN's per-step BatchNorm (arXiv:2308.08359)
     fire     s_t = H(r_t - V_th)                             binary {0, 1}
              s_t = H(h_t - V_th) - H(-h_t - V_th)            ternary {-1, 0, 1} (arXiv:2312.06372)
              s_t = H(h_t - V_th) - H(V_low - h_t)            ternary, separate negative threshold (folded MPBN)
@@ -34,17 +32,15 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
-from . import _cpu_kernel
-from .mpr import mpr, mpr_grad
+from .mpr import mpr
+from .norm import MembraneNorm, membrane_norm
 from .surrogate import Surrogate, surrogate
 
 __all__ = [
     "NeuronSpec",
     "NeuronState",
-    "multistep",
     "reference_multistep",
-    "fused_multistep",
-    "single_step",
+    "step_slice",
     "uniform_membrane",
     "check_sequence",
 ]
@@ -105,7 +101,10 @@ def check_sequence(x: Tensor, name: str = "input") -> None:
     if x.shape[0] == 0:
         raise ValueError(f"{name} has T = 0 time steps (shape {tuple(x.shape)}); a sequence needs T >= 1")
     # a sum is one cheap read-only reduction and turns any NaN/Inf into a non-finite value; the exact test runs
-    # only to confirm (a finite sum cannot hide one, an overflowing sum of huge finite values is re-checked)
+    # only to confirm (a finite sum cannot hide one, an overflowing sum of huge finite values is re-checked).
+    # Skipped while torch.compile traces: a data-dependent branch would break the graph.
+    if torch.compiler.is_compiling():
+        return
     if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
         raise NonFiniteError(f"{name} contains NaN or Inf values (shape {tuple(x.shape)})")
 
@@ -210,8 +209,10 @@ def reference_multistep(
     pre_fire: Callable[[Tensor, int], Tensor] | None = None,
     return_fire_input: bool = False,
     threshold_low: Tensor | float | None = None,
+    norm: MembraneNorm | None = None,
 ) -> tuple[Tensor, NeuronState, Tensor | None]:
-    """Autograd loop over T. ``pre_fire(h_t, t)`` overrides ``spec.pre_fire`` (used by MPBN).
+    """Autograd loop over T. ``pre_fire(h_t, t)`` overrides ``spec.pre_fire``; ``norm`` is MPBN's per-step
+    BatchNorm (:func:`~spikeforge.functional.norm.membrane_norm`) as that ``pre_fire``.
 
     ``threshold_low`` gives ternary spikes a separate negative threshold (fire -1 when ``h <= threshold_low``;
     default ``-threshold``), as a folded MPBN needs; it broadcasts (and may vary in time) like ``threshold``.
@@ -219,6 +220,10 @@ def reference_multistep(
     ``threshold`` broadcasts against ``x[t]``; a tensor with a leading dim equal to T and ``ndim == x.ndim``
     is time-varying (e.g. per-step folded MPBN). Returns ``(spikes[T, ...], final_state, fire_inputs|None)``.
     """
+    if norm is not None:
+        if pre_fire is not None:
+            raise ValueError("give either pre_fire or norm, not both")
+        pre_fire = lambda h, t: membrane_norm(h, t, norm)  # noqa: E731
     decay_t = _as_tensor(decay, x)
     thr = _as_tensor(threshold, x)
     time_varying = _is_time_varying(thr, x)
@@ -251,268 +256,20 @@ def reference_multistep(
     return out, NeuronState(v), (torch.stack(fire_inputs) if return_fire_input else None)
 
 
-# --- fused -----------------------------------------------------------------------------------------------
+def step_slice(v: Tensor, T: int, per_step: bool, t: int | None = None, name: str = "threshold") -> Tensor:
+    """The one place that slices a per-step parameter (leading dim = steps) for a call.
 
-
-class _FusedNeuron(torch.autograd.Function):
-    """The whole time loop as one autograd node; saves h[T, ...] only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: NeuronSpec, time_varying: bool):
-        T = x.shape[0]
-        h_seq = torch.empty_like(x)
-        s_seq = torch.empty_like(x)
-        v = v0
-        gain = (1.0 - decay) if spec.decay_input else None
-        plain_binary = spec.spike == "binary" and spec.pre_fire == "none"
-        hard_zero = spec.reset == "hard" and spec.v_reset == 0.0
-        for t in range(T):
-            thr_t = thr[t] if time_varying else thr
-            h = h_seq[t]
-            if gain is None:
-                torch.addcmul(x[t], decay, v, out=h)
-            else:
-                torch.addcmul(gain * x[t], decay, v, out=h)
-            if plain_binary and (hard_zero or spec.reset == "none"):
-                fired = h >= thr_t
-                s_seq[t].copy_(fired)
-                v = h.masked_fill(fired, 0.0) if hard_zero else h
-                continue
-            r = mpr(h) if spec.pre_fire == "mpr" else h
-            s = _fire(r, h, thr_t, spec)
-            s_seq[t] = s
-            v = _reset(h, s, thr_t, spec)
-        ctx.save_for_backward(h_seq, v0, decay, thr, x if spec.decay_input else None)
-        ctx.spec = spec
-        ctx.time_varying = time_varying
-        return s_seq, v, h_seq
-
-    @staticmethod
-    def backward(ctx, g_s: Tensor, g_vT: Tensor | None, g_hseq: Tensor | None):
-        h_seq, v0, decay, thr, x = ctx.saved_tensors
-        spec: NeuronSpec = ctx.spec
-        tv: bool = ctx.time_varying
-        T = h_seq.shape[0]
-        need_x, need_v0, need_decay, need_thr = ctx.needs_input_grad[:4]
-        ternary = spec.spike == "ternary"
-        hard, soft = spec.reset == "hard", spec.reset == "soft"
-        soft_by_thr = soft and spec.soft_reset_amount is None
-        g_x = torch.empty_like(h_seq) if need_x else None
-        g_decay = torch.zeros_like(h_seq[0]) if need_decay else None
-        g_thr_acc = torch.zeros_like(h_seq) if (need_thr and tv) else (torch.zeros_like(h_seq[0]) if need_thr else None)
-        g_v = torch.zeros_like(h_seq[0]) if g_vT is None else g_vT
-        if g_s is None:
-            g_s = torch.zeros_like(h_seq)
-        gain = (1.0 - decay) if spec.decay_input else None
-
-        def thr_at(t: int) -> Tensor:
-            return thr[t] if tv else thr
-
-        fast = (not ternary and spec.pre_fire == "none" and hard and spec.v_reset == 0.0 and not need_thr
-                and not need_decay and gain is None and need_x)
-        if fast:
-            assert g_x is not None  # fast implies need_x
-            g_v = g_v.clone()
-            # binary spikes, hard reset to 0: g_h = g_v (1 - s) + (g_s - g_v h) g'(h - thr)   [- g_v h term detached]
-            for t in range(T - 1, -1, -1):
-                h = h_seq[t]
-                thr_t = thr_at(t)
-                sg = spec.surrogate.grad(h - thr_t)
-                g_h = g_x[t]
-                if spec.detach_reset:
-                    torch.mul(g_s[t], sg, out=g_h)
-                else:
-                    torch.mul(torch.addcmul(g_s[t], g_v, h, value=-1.0), sg, out=g_h)
-                g_h.add_(g_v.masked_fill_(h >= thr_t, 0.0))
-                if g_hseq is not None:
-                    g_h.add_(g_hseq[t])
-                g_v = g_h * decay
-            return g_x, (g_v if need_v0 else None), None, None, None, None
-
-        for t in range(T - 1, -1, -1):
-            h = h_seq[t]
-            thr_t = thr_at(t)
-            if ternary:
-                sg = spec.surrogate.grad(h.abs() - thr_t)
-                sign = torch.sign(h)
-                s = (h >= thr_t).to(h.dtype) - (h <= -thr_t).to(h.dtype)
-                mag = s.abs()
-                # |s| is differentiated as sign(s) * ds, as autograd does for s.abs()
-                ds_dh, dmag_dh = sg, sg * s
-                ds_dthr, dmag_dthr = -sg * sign, -sg * mag
-            else:
-                if spec.pre_fire == "mpr":
-                    r = mpr(h)
-                    sg = spec.surrogate.grad(r - thr_t)
-                    ds_dh = sg * mpr_grad(h)
-                else:
-                    r = h
-                    sg = spec.surrogate.grad(h - thr_t)
-                    ds_dh = sg
-                s = (r >= thr_t).to(h.dtype)
-                mag = s
-                dmag_dh = ds_dh
-                ds_dthr = dmag_dthr = -sg
-            # gradient reaching s and |s| (through the output and, unless detached, through the reset)
-            g_spike = g_s[t]
-            g_mag = None
-            if hard:
-                g_h = g_v * (1.0 - mag)
-                if not spec.detach_reset:
-                    g_mag = g_v * (spec.v_reset - h)
-            elif soft:
-                g_h = g_v
-                if not spec.detach_reset:
-                    amount = thr_t if spec.soft_reset_amount is None else spec.soft_reset_amount  # soft_by_thr
-                    g_spike = g_spike - amount * g_v
-            else:
-                g_h = g_v
-            g_h = g_h + g_spike * ds_dh
-            if g_hseq is not None:
-                g_h = g_h + g_hseq[t]
-            if g_mag is not None:
-                g_h = g_h + g_mag * dmag_dh
-            if g_thr_acc is not None:
-                g_thr_t = g_spike * ds_dthr
-                if g_mag is not None:
-                    g_thr_t = g_thr_t + g_mag * dmag_dthr
-                if soft_by_thr:
-                    g_thr_t = g_thr_t - g_v * s
-                if tv:
-                    g_thr_acc[t] = g_thr_t
-                else:
-                    g_thr_acc += g_thr_t
-            if g_x is not None:
-                g_x[t] = g_h if gain is None else g_h * gain
-            if g_decay is not None:
-                if t > 0:
-                    h_prev = h_seq[t - 1]
-                    thr_p = thr_at(t - 1)
-                    r_prev = mpr(h_prev) if spec.pre_fire == "mpr" else h_prev
-                    v_prev = _reset(h_prev, _fire(r_prev, h_prev, thr_p, spec), thr_p, spec)
-                else:
-                    v_prev = v0
-                g_decay += g_h * (v_prev if gain is None else v_prev - x[t])
-            g_v = g_h * decay
-        g_v0 = g_v if need_v0 else None
-        g_decay_out = _sum_to(g_decay, decay) if g_decay is not None else None  # allocated iff need_decay
-        g_thr_out = _sum_to(g_thr_acc, thr) if g_thr_acc is not None else None  # allocated iff need_thr
-        return g_x, g_v0, g_decay_out, g_thr_out, None, None
-
-
-_RESET_IDS = {"hard": 0, "soft": 1, "none": 2}
-
-
-class _FusedNeuronKernel(torch.autograd.Function):
-    """:class:`_FusedNeuron` for the cases the C++ CPU kernel covers (see ``_cpu_kernel``); saves h[T, ...] only."""
-
-    @staticmethod
-    def forward(ctx, x: Tensor, v0: Tensor, spec: NeuronSpec, decay: float, thr: float, k):
-        amount = thr if spec.soft_reset_amount is None else spec.soft_reset_amount
-        args = (decay, spec.decay_input, thr, _RESET_IDS[spec.reset], spec.v_reset, amount)
-        s, h, v_last = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *args, spec.spike == "ternary")
-        ctx.save_for_backward(h)
-        ctx.args, ctx.spec, ctx.k = args, spec, k
-        return s, v_last.view(x.shape[1:]), h
-
-    @staticmethod
-    def backward(ctx, g_s: Tensor | None, g_vT: Tensor | None, g_hseq: Tensor | None):
-        (h,) = ctx.saved_tensors
-        spec: NeuronSpec = ctx.spec
-        g_s = torch.zeros_like(h) if g_s is None else g_s.contiguous()
-        g_hseq = None if g_hseq is None else g_hseq.contiguous()
-        g_vT = None if g_vT is None else g_vT.contiguous().reshape(-1)
-        g_x, g_v0 = ctx.k.lif_backward(g_s, g_hseq, g_vT, h, *ctx.args, spec.detach_reset,
-                                       _cpu_kernel.SURROGATE_IDS[spec.surrogate.name], spec.surrogate.param,
-                                       spec.spike == "ternary")
-        return g_x, (g_v0.view(h.shape[1:]) if ctx.needs_input_grad[1] else None), None, None, None, None
-
-
-def _cpu_kernel_for(x: Tensor, v0: Tensor, decay: Tensor, thr: Tensor, spec: NeuronSpec, time_varying: bool):
-    """The compiled kernel when it covers this call exactly (else ``None``: the Python fused path runs)."""
-    covered = (
-        x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and v0.shape == x.shape[1:]
-        and spec.pre_fire == "none" and not time_varying
-        and decay.numel() == 1 and thr.numel() == 1 and thr.ndim < x.ndim
-        and not (decay.requires_grad or thr.requires_grad)
-        and spec.surrogate.name in _cpu_kernel.SURROGATE_IDS
-    )
-    return _cpu_kernel.kernel() if covered else None
-
-
-def fused_multistep(
-    x: Tensor,
-    spec: NeuronSpec,
-    *,
-    decay: Tensor | float,
-    threshold: Tensor | float,
-    v0: Tensor | None = None,
-) -> tuple[Tensor, NeuronState, Tensor]:
-    """The fused time loop (same math as :func:`reference_multistep`, ``pre_fire`` limited to ``spec``).
-
-    Returns ``(spikes, final_state, h)`` where ``h[T, ...]`` is the pre-spike membrane (before any MPR),
-    differentiable, and free: the backward keeps it anyway.
+    ``per_step=False`` returns ``v`` unchanged. Otherwise ``t`` selects the row of one step (streaming), or the
+    first ``T`` rows are kept for a sequence of ``T`` steps (``v[0]`` when ``T == 1``: a single step is not
+    time-varying). A call beyond the stored steps raises a clear error.
     """
-    decay_t = _as_tensor(decay, x)
-    thr = _as_tensor(threshold, x)
-    time_varying = _is_time_varying(thr, x)
-    v = torch.zeros_like(x[0]) if v0 is None else v0.to(x.dtype)
-    k = _cpu_kernel_for(x, v, decay_t, thr, spec, time_varying)
-    if k is not None:
-        s, v_last, h = _FusedNeuronKernel.apply(x, v, spec, float(decay_t), float(thr), k)
-    else:
-        s, v_last, h = _FusedNeuron.apply(x, v, decay_t, thr, spec, time_varying)
-    return s, NeuronState(v_last), h
-
-
-def multistep(
-    x: Tensor,
-    spec: NeuronSpec,
-    *,
-    decay: Tensor | float,
-    threshold: Tensor | float,
-    v0: Tensor | None = None,
-    pre_fire: Callable[[Tensor, int], Tensor] | None = None,
-    return_fire_input: bool = False,
-    backend: Literal["auto", "fused", "reference"] = "auto",
-    threshold_low: Tensor | float | None = None,
-) -> tuple[Tensor, NeuronState, Tensor | None]:
-    """Run a neuron over ``x[T, B, ...]``; picks the fused path unless the reference loop is required.
-
-    The reference loop is required for a callable ``pre_fire`` (MPBN); asking for ``backend="fused"`` then is
-    an error rather than a silent fallback. ``return_fire_input`` returns the value compared with the
-    threshold (``phi(h)`` under MPR), at no extra memory on the fused path.
-    """
-    needs_reference = pre_fire is not None or threshold_low is not None
-    if backend == "fused" and needs_reference:
-        raise ValueError("backend='fused' cannot run a callable pre_fire (e.g. MPBN) or a separate threshold_low; "
-                         "use 'auto' or 'reference'")
-    if backend not in ("auto", "fused", "reference"):
-        raise ValueError(f"backend must be 'auto', 'fused' or 'reference', got {backend!r}")
-    if backend == "reference" or needs_reference:
-        return reference_multistep(x, spec, decay=decay, threshold=threshold, v0=v0, pre_fire=pre_fire,
-                                   return_fire_input=return_fire_input, threshold_low=threshold_low)
-    s, state, h = fused_multistep(x, spec, decay=decay, threshold=threshold, v0=v0)
-    if not return_fire_input:
-        return s, state, None
-    return s, state, (mpr(h) if spec.pre_fire == "mpr" else h)
-
-
-def single_step(
-    x_t: Tensor,
-    state: NeuronState | None,
-    spec: NeuronSpec,
-    *,
-    decay: Tensor | float,
-    threshold: Tensor | float,
-    pre_fire: Callable[[Tensor, int], Tensor] | None = None,
-    t: int = 0,
-    threshold_low: Tensor | float | None = None,
-) -> tuple[Tensor, NeuronState]:
-    """One step for streaming/online use: ``(s_t, new_state)``; ``state=None`` starts from rest."""
-    s, new_state, _ = reference_multistep(
-        x_t.unsqueeze(0), spec, decay=decay, threshold=threshold,
-        v0=None if state is None else state.v,
-        pre_fire=None if pre_fire is None else (lambda h, _t: pre_fire(h, t)), threshold_low=threshold_low,
-    )
-    return s[0], new_state
+    if not per_step:
+        return v
+    steps = v.shape[0]
+    if t is not None:
+        if not 0 <= t < steps:
+            raise ValueError(f"per-step {name} holds {steps} steps, got step t = {t}")
+        return v[t]
+    if T > steps:
+        raise ValueError(f"this neuron has per-step {name}s for {steps} steps, got T = {T}")
+    return v[:T] if T > 1 else v[0]

@@ -42,19 +42,27 @@ def conv_out_size(in_size: _Pair, kernel_size: _Pair, stride: _Pair, padding: _P
 
 
 def unshared_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: _Pair = (1, 1),
-                    padding: _Pair = (0, 0), dilation: _Pair = (1, 1)) -> Tensor:
-    """Locally connected convolution of ``x[N, C, H, W]`` with ``weight[O, C, kh, kw, Ho, Wo]``.
+                    padding: _Pair = (0, 0), dilation: _Pair = (1, 1), groups: int = 1) -> Tensor:
+    """Locally connected convolution of ``x[N, C, H, W]`` with ``weight[O, C/groups, kh, kw, Ho, Wo]``.
 
-    ``bias`` is ``[O, Ho, Wo]`` (one per output element) or None. Returns ``[N, O, Ho, Wo]``.
+    ``bias`` is ``[O, Ho, Wo]`` (one per output element) or None. ``groups`` splits channels as in a grouped conv
+    (``groups = C = O``: depthwise). Returns ``[N, O, Ho, Wo]``.
     """
-    O, C, kh, kw, Ho, Wo = weight.shape
-    if x.ndim != 4 or x.shape[1] != C:
-        raise ValueError(f"unshared_conv2d expects x[N, {C}, H, W], got {tuple(x.shape)}")
+    O, Cg, kh, kw, Ho, Wo = weight.shape
+    C = Cg * groups
+    if x.ndim != 4 or x.shape[1] != C or O % groups:
+        raise ValueError(f"unshared_conv2d expects x[N, {C}, H, W] and {O} outputs divisible by groups={groups}, "
+                         f"got {tuple(x.shape)}")
     cols = F.unfold(x, (kh, kw), dilation=dilation, padding=padding, stride=stride)  # [N, C*kh*kw, L]
     if cols.shape[-1] != Ho * Wo:
         raise ValueError(f"input {tuple(x.shape[2:])} gives {cols.shape[-1]} output positions, the weight holds "
                          f"{Ho}×{Wo} = {Ho * Wo}")
-    y = torch.einsum("nkl,okl->nol", cols, weight.reshape(O, C * kh * kw, Ho * Wo))
+    L = Ho * Wo
+    if groups == 1:
+        y = torch.einsum("nkl,okl->nol", cols, weight.reshape(O, C * kh * kw, L))
+    else:
+        y = torch.einsum("ngkl,gokl->ngol", cols.reshape(x.shape[0], groups, Cg * kh * kw, L),
+                         weight.reshape(groups, O // groups, Cg * kh * kw, L))
     y = y.reshape(x.shape[0], O, Ho, Wo)
     return y if bias is None else y + bias
 
@@ -68,26 +76,32 @@ class _UnsharedConv2dBatch(nn.Module):
     stride: _Pair
     padding: _Pair
     dilation: _Pair
+    groups: int
 
     def forward(self, x: Tensor) -> Tensor:
         if tuple(x.shape[-2:]) != self.in_size:
             raise ValueError(f"UnsharedConv2d was built for inputs of size {self.in_size}, got {tuple(x.shape[-2:])}")
-        return unshared_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        return unshared_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
 class UnsharedConv2d(SeqModule, _UnsharedConv2dBatch):
     """Locally connected conv on time-first ``x[T, B, C, H, W]`` (the time axis is folded into the batch).
 
-    ``weight[O, C, kh, kw, Ho, Wo]``: a separate ``O × C × kh × kw`` kernel for every output position; ``bias[O, Ho,
-    Wo]``. ``in_size = (H, W)`` fixes the output grid. :meth:`from_conv` builds the fold of a shared conv applied to
-    ``a ⊙ s`` (the Real Spike element-wise fold).
+    ``weight[O, C/groups, kh, kw, Ho, Wo]``: a separate ``O × C/groups × kh × kw`` kernel for every output position;
+    ``bias[O, Ho, Wo]``. ``in_size = (H, W)`` fixes the output grid. :meth:`from_conv` builds the fold of a shared
+    conv applied to ``a ⊙ s`` (the Real Spike element-wise fold); a depthwise one (``groups = C``) is the fold of an
+    average pool of ``a ⊙ s``.
     """
 
     seq_min_ndim = 5
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | _Pair, in_size: _Pair,
-                 stride: int | _Pair = 1, padding: int | _Pair = 0, dilation: int | _Pair = 1, bias: bool = True):
+                 stride: int | _Pair = 1, padding: int | _Pair = 0, dilation: int | _Pair = 1, bias: bool = True,
+                 groups: int = 1):
         nn.Module.__init__(self)
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
+        self.groups = int(groups)
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size = _pair(kernel_size, "kernel_size")
         self.stride = _pair(stride, "stride")
@@ -97,10 +111,9 @@ class UnsharedConv2d(SeqModule, _UnsharedConv2dBatch):
         self.out_size = conv_out_size(self.in_size, self.kernel_size, self.stride, self.padding, self.dilation)
         kh, kw = self.kernel_size
         Ho, Wo = self.out_size
-        fan_in = self.in_channels * kh * kw
-        bound = 1.0 / fan_in**0.5
-        self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, kh, kw, Ho, Wo).uniform_(-bound,
-                                                                                                             bound))
+        cg = self.in_channels // self.groups
+        bound = 1.0 / (cg * kh * kw)**0.5
+        self.weight = nn.Parameter(torch.empty(self.out_channels, cg, kh, kw, Ho, Wo).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(self.out_channels, Ho, Wo).uniform_(-bound, bound)) if bias else None
 
     @classmethod
@@ -142,4 +155,4 @@ class UnsharedConv2d(SeqModule, _UnsharedConv2dBatch):
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, in_size={self.in_size}, "
                 f"out_size={self.out_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}")
+                f"bias={self.bias is not None}" + (f", groups={self.groups}" if self.groups > 1 else ""))

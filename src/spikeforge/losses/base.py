@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 Membranes = list[tuple[str, Tensor]]
-READOUTS = ("mean", "sum")
+READOUTS = ("mean", "sum", "log_softmax_mean")
 
 
 def normalised_membrane(neuron: Neuron, fire_input: Tensor) -> Tensor:
@@ -58,12 +58,7 @@ def normalised_membrane(neuron: Neuron, fire_input: Tensor) -> Tensor:
 
     ``fire_input[T, B, ...]`` -> ``r / (2 V_th)`` (binary) or ``|r| / (2 V_th)`` (ternary), same shape.
     """
-    thr = neuron.threshold
-    if neuron.threshold_per_step:
-        T = fire_input.shape[0]
-        if T > thr.shape[0]:
-            raise ValueError(f"neuron has per-step thresholds for {thr.shape[0]} steps, got T = {T}")
-        thr = thr[:T]
+    thr = neuron.threshold_for(fire_input.shape[0])
     # detached: the regularisers act on membranes, a learnable threshold is not pulled by them
     thr = thr.detach().to(dtype=fire_input.dtype)
     r = fire_input.abs() if neuron.spec.spike == "ternary" else fire_input
@@ -94,7 +89,8 @@ def collect_membranes(model: nn.Module, record: Callable[[Neuron, Tensor, Tensor
 
 def check_readout(readout: str) -> str:
     if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {list(READOUTS)}, got {readout!r}")
+        raise ValueError(f"readout must be one of {list(READOUTS[:2])} (over logits) or 'log_softmax_mean' (mean "
+                         f"of per-step log-probabilities, Spiking PointNet), got {readout!r}")
     return readout
 
 
@@ -119,7 +115,8 @@ class Objective:
     model's output is not plain per-step logits).
 
     ``needs_membranes``: the trainer must run :meth:`forward` inside :meth:`observe` and pass the recorded list
-    to :meth:`loss`. ``readout``: how per-step logits collapse over T for accuracy (``mean`` or ``sum``).
+    to :meth:`loss`. ``readout``: how per-step logits collapse over T for accuracy (``mean``, ``sum`` or
+    ``log_softmax_mean``, see :func:`spikeforge.encode.readout`).
     """
 
     name: str = "objective"

@@ -1,7 +1,10 @@
 """Classification objectives on per-step logits ``z[T, B, K]``: cross-entropy on the readout, and TET.
 
 * ``ce`` — ``CE(readout_T(z), y)`` with ``readout`` ``mean`` (most methods) or ``sum`` (Joint A-SNN), optional
-  label smoothing.
+  label smoothing. ``readout="log_softmax_mean"`` is the official Spiking PointNet readout (arXiv:2310.06232,
+  docs/methods/pointnet_scheme.md): per-step log-softmax averaged over T, ``p̄ = (1/T) Σ_t log_softmax(z_t)``, and
+  the loss is NLL on it, ``−p̄_y`` (with label smoothing ε: ``−(1 − ε)·p̄_y − (ε/K) Σ_k p̄_k``). At T = 1 this is
+  the cross-entropy of the logits; at T > 1 it differs from ``CE(mean_t z_t)`` (``p̄`` is not renormalised).
 * ``tet`` — Temporal Efficient Training (Deng et al., ICLR 2022, arXiv:2202.11946): cross-entropy at every step
   plus an MSE regulariser pulling every step's logits towards a constant φ:
 
@@ -26,7 +29,7 @@ from torch import Tensor, nn
 from ..encode import readout as _readout
 from .base import Membranes, Objective, check_logits, check_readout, register_objective, reject_unknown
 
-__all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "tet_loss"]
+__all__ = ["CrossEntropyObjective", "RegularizedOutput", "TETObjective", "readout_loss", "tet_loss"]
 
 
 @dataclass
@@ -35,6 +38,20 @@ class RegularizedOutput:
 
     logits: Tensor
     regularizer: Tensor
+
+
+def readout_loss(z: Tensor, target: Tensor, readout: str, label_smoothing: float = 0.0,
+                 reduction: str = "mean") -> Tensor:
+    """Loss of a readout ``z[B, K]``: cross-entropy of logits (``mean``/``sum`` readouts), or NLL of the averaged
+    log-probabilities (``log_softmax_mean``), both with optional label smoothing."""
+    if readout != "log_softmax_mean":
+        return F.cross_entropy(z, target, label_smoothing=label_smoothing, reduction=reduction)
+    nll = F.nll_loss(z, target, reduction=reduction)
+    if not label_smoothing:
+        return nll
+    smooth = -z.mean(-1)
+    smooth = smooth.mean() if reduction == "mean" else smooth.sum() if reduction == "sum" else smooth
+    return (1.0 - label_smoothing) * nll + label_smoothing * smooth
 
 
 def _check_target(target: Tensor, logits: Tensor) -> None:
@@ -80,7 +97,7 @@ class CrossEntropyObjective(Objective):
     def classification_loss(self, logits: Tensor, target: Tensor) -> Tensor:
         check_logits(logits)
         _check_target(target, logits)
-        return F.cross_entropy(_readout(logits, self.readout), target, label_smoothing=self.label_smoothing)
+        return readout_loss(_readout(logits, self.readout), target, self.readout, self.label_smoothing)
 
     def loss(self, outputs: Any, target: Tensor, *, membranes: Membranes | None = None,
              progress: float = 0.0) -> tuple[Tensor, dict[str, float]]:

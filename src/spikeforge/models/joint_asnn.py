@@ -9,11 +9,16 @@ initialised to ``σ``. So ``W_ann = U diag(σ_ann) V`` and ``W_snn = U diag(σ_s
 taps once at init, harmless for a random init); this implementation *permutes*, so at initialisation
 ``U diag(σ) V`` reproduces the initial kaiming weights exactly.
 
-**Private parts.** BN is separate per network (ANN: ``nn.BatchNorm2d`` on ``[B, C, H, W]``; SNN: the library's
-time-shared :class:`~spikeforge.layers.BatchNorm2d` on ``[T, B, C, H, W]``), both with weight initialised to
-``bn_weight_init`` = 0.5 (= α·V_th, methods.md §0). Linear layers keep separate full weights ``weight_ann`` /
-``weight_snn`` and share their bias (as the official code's ``ASLinear``). Activation: ReLU (ANN) vs the LIF
-neuron (SNN; default τ-decay 0.25, V_th 0.5, hard reset, rectangular surrogate of width 1). Convs have no bias.
+**Private parts.** BN is separate per network, both plain BNs with weight initialised to ``bn_weight_init`` = 1
+and bias 0 (the official ``ASBatchNorm2d``). ANN: ``nn.BatchNorm2d`` on ``[B, C, H, W]``. SNN
+(``snn_bn="per_step"``, the official code, whose SNN branch runs one time step per forward call):
+:class:`StepBatchNorm2d` — every step ``t`` is normalised with the batch statistics of ``x[t]`` alone, and the one
+running estimate is updated after every step (T momentum updates per batch); ``snn_bn="shared"`` pools the
+statistics over T·B instead (:class:`~spikeforge.layers.BatchNorm2d`). In eval mode both use the running
+estimate, so the SNN export and the fold are the same for both. Linear layers keep separate full weights
+``weight_ann`` / ``weight_snn`` and share their bias (as the official code's ``ASLinear``). Activation: ReLU (ANN)
+vs the LIF neuron (SNN; default τ-decay 0.25, V_th 0.5, hard reset, rectangular surrogate of width 1). No conv
+bias.
 
 **Network.** CIFAR ResNet-18: 3×3 stride-1 stem, no max-pool, stages of 2 BasicBlocks with widths
 64/128/256/512 (× ``width``), plus three auxiliary exits after stages 1–3. Each exit: 1×1 conv (→ C_4/4) → BN →
@@ -21,7 +26,8 @@ act → k×k conv stride k (k = 8, 4, 2) → BN → act → 1×1 conv (→ C_4) 
 
 **Time.** The ANN branch sees the static image (``x.mean(0)`` of the time-first input; equal to ``x[0]`` for
 direct encoding); the SNN branch runs multi-step on ``x[T, B, ...]`` (a fresh membrane per sequence, which equals
-T stateful single steps). SNN logits and features are *summed* over T in the loss (readout ``sum``).
+T stateful single steps; with ``snn_bn="per_step"`` the BNs see the steps one at a time, as there). SNN logits
+and features are *summed* over T in the loss (readout ``sum``).
 
 ``model(x)`` runs the SNN branch's final exit only and returns per-step logits ``[T, B, K]`` (the registry
 contract); :meth:`JointASNN.forward_joint` runs both branches with all exits for the Joint objective;
@@ -45,11 +51,18 @@ from ..neurons import NeuronConfig, neuron_config
 from .registry import SpikingModel, register_model
 
 __all__ = [
-    "MODES", "DualConv2d", "DualBatchNorm2d", "DualAct", "DualLinear", "DualBasicBlock", "DualExit",
-    "BranchOutput", "JointOutputs", "JointASNN", "joint_asnn_resnet18",
+    "MODES", "SNN_BN_STATS", "StepBatchNorm2d", "DualConv2d", "DualBatchNorm2d", "DualAct", "DualLinear",
+    "DualBasicBlock", "DualExit", "BranchOutput", "JointOutputs", "JointASNN", "joint_asnn_resnet18",
 ]
 
 MODES = ("ann", "snn")
+SNN_BN_STATS = ("per_step", "shared")
+
+
+def _check_snn_bn(snn_bn: str) -> str:
+    if snn_bn not in SNN_BN_STATS:
+        raise ValueError(f"snn_bn (statistics of the SNN branch's BN) must be one of {SNN_BN_STATS}, got {snn_bn!r}")
+    return snn_bn
 
 
 def _check_mode(mode: str) -> str:
@@ -109,13 +122,33 @@ class DualConv2d(_Dual):
                 f"padding={self.padding}, rank={self.U.shape[-1]}")
 
 
-class DualBatchNorm2d(_Dual):
-    """Separate BN per network: ``bn_ann`` (``[B, C, H, W]``) and the time-shared ``bn_snn`` (``[T, B, C, H, W]``)."""
+class StepBatchNorm2d(nn.BatchNorm2d):
+    """BN on ``[T, B, C, H, W]`` called once per time step: in training, step ``t`` is normalised with the batch
+    statistics of ``x[t]`` (mean and biased variance over B, H, W) and the single running estimate is updated
+    after each step, ``r ← (1 − m)·r + m·s_t`` (unbiased variance), t = 1..T in order. In eval mode every step
+    uses the running estimate, exactly like a time-shared BN (same parameters and buffers as ``nn.BatchNorm2d``).
 
-    def __init__(self, channels: int, weight_init: float = 0.5):
+    This is the SNN BN of the official Joint A-SNN code (yfguo91/Joint-A-SNN, ``ASBatchNorm2d``), whose SNN branch
+    is stepped one time step per forward call (arXiv:2305.02099; docs/methods/joint_asnn.md).
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 5:
+            raise ValueError(f"StepBatchNorm2d expects [T, B, C, H, W], got shape {tuple(x.shape)}")
+        if not self.training:
+            return super().forward(x.flatten(0, 1)).reshape(x.shape)
+        return torch.stack([super(StepBatchNorm2d, self).forward(x[t]) for t in range(x.shape[0])])
+
+
+class DualBatchNorm2d(_Dual):
+    """Separate BN per network: ``bn_ann`` (``[B, C, H, W]``) and ``bn_snn`` (``[T, B, C, H, W]``): per-step
+    statistics (:class:`StepBatchNorm2d`, ``snn_bn="per_step"``) or pooled over T (``"shared"``)."""
+
+    def __init__(self, channels: int, weight_init: float = 1.0, snn_bn: str = "per_step"):
         super().__init__()
         self.bn_ann = nn.BatchNorm2d(channels)
-        self.bn_snn = BatchNorm2d(channels)
+        self.bn_snn: nn.BatchNorm2d = StepBatchNorm2d(channels) if _check_snn_bn(snn_bn) == "per_step" \
+            else BatchNorm2d(channels)
         for bn in (self.bn_ann, self.bn_snn):
             nn.init.constant_(bn.weight, weight_init)
             nn.init.zeros_(bn.bias)
@@ -160,19 +193,19 @@ class DualBasicBlock(nn.Module):
     :class:`spikeforge.layers.BasicBlock`: conv1, bn1, sn1, conv2, bn2, sn2, shortcut)."""
 
     def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronConfig, hw: tuple[int, int] | None,
-                 bn_weight_init: float):
+                 bn: tuple[float, str] = (1.0, "per_step")):
         super().__init__()
         ohw = out_hw(hw, stride)
         self.cin, self.cout, self.stride = cin, cout, stride
         self.conv1 = DualConv2d(cin, cout, 3, stride, 1)
-        self.bn1 = DualBatchNorm2d(cout, bn_weight_init)
+        self.bn1 = DualBatchNorm2d(cout, *bn)
         self.sn1 = DualAct(cout, neuron, ohw)
         self.conv2 = DualConv2d(cout, cout, 3, 1, 1)
-        self.bn2 = DualBatchNorm2d(cout, bn_weight_init)
+        self.bn2 = DualBatchNorm2d(cout, *bn)
         self.sn2 = DualAct(cout, neuron, ohw)
         self.shortcut: nn.Module
         if stride != 1 or cin != cout:
-            self.shortcut = nn.Sequential(DualConv2d(cin, cout, 1, stride, 0), DualBatchNorm2d(cout, bn_weight_init))
+            self.shortcut = nn.Sequential(DualConv2d(cin, cout, 1, stride, 0), DualBatchNorm2d(cout, *bn))
         else:
             self.shortcut = nn.Identity()
 
@@ -186,14 +219,14 @@ class DualExit(nn.Module):
     """Auxiliary exit: 1×1 conv → BN → act → k×k/stride-k conv → BN → act → 1×1 conv → BN → act → GAP → linear."""
 
     def __init__(self, cin: int, cout: int, kernel: int, num_classes: int, neuron: NeuronConfig,
-                 hw: tuple[int, int] | None, bn_weight_init: float):
+                 hw: tuple[int, int] | None, bn: tuple[float, str] = (1.0, "per_step")):
         super().__init__()
         mid = max(1, cout // 4)
         khw = None if hw is None else (hw[0] // kernel, hw[1] // kernel)
         self.body = nn.Sequential(
-            DualConv2d(cin, mid, 1), DualBatchNorm2d(mid, bn_weight_init), DualAct(mid, neuron, hw),
-            DualConv2d(mid, mid, kernel, kernel), DualBatchNorm2d(mid, bn_weight_init), DualAct(mid, neuron, khw),
-            DualConv2d(mid, cout, 1), DualBatchNorm2d(cout, bn_weight_init), DualAct(cout, neuron, khw),
+            DualConv2d(cin, mid, 1), DualBatchNorm2d(mid, *bn), DualAct(mid, neuron, hw),
+            DualConv2d(mid, mid, kernel, kernel), DualBatchNorm2d(mid, *bn), DualAct(mid, neuron, khw),
+            DualConv2d(mid, cout, 1), DualBatchNorm2d(cout, *bn), DualAct(cout, neuron, khw),
         )
         self.head = DualLinear(cout, num_classes)
 
@@ -226,8 +259,8 @@ class JointASNN(SpikingModel):
     exit_kernels = (8, 4, 2)
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0,
-                 blocks: tuple[int, ...] = (2, 2, 2, 2), neuron: Any = None, bn_weight_init: float = 0.5,
-                 input_size: tuple[int, int] | None = None):
+                 blocks: tuple[int, ...] = (2, 2, 2, 2), neuron: Any = None, bn_weight_init: float = 1.0,
+                 input_size: tuple[int, int] | None = None, snn_bn: str = "per_step"):
         super().__init__()
         if width <= 0:
             raise ValueError(f"width multiplier must be positive, got {width}")
@@ -238,12 +271,14 @@ class JointASNN(SpikingModel):
         self.num_classes, self.in_channels, self.width = int(num_classes), int(in_channels), float(width)
         self.blocks_per_stage = tuple(int(b) for b in blocks)
         self.bn_weight_init = float(bn_weight_init)
+        self.snn_bn = _check_snn_bn(snn_bn)
+        bn = (self.bn_weight_init, self.snn_bn)
         self.input_size = None if input_size is None else (int(input_size[0]), int(input_size[1]))
         widths = tuple(max(1, int(round(c * width))) for c in (64, 128, 256, 512))
         self.widths = widths
         hw = self.input_size
         self.conv1 = DualConv2d(in_channels, widths[0], 3, 1, 1)
-        self.bn1 = DualBatchNorm2d(widths[0], bn_weight_init)
+        self.bn1 = DualBatchNorm2d(widths[0], *bn)
         self.sn1 = DualAct(widths[0], cfg, hw)
         stages: list[nn.Sequential] = []
         stage_hw: list[tuple[int, int] | None] = []
@@ -252,14 +287,14 @@ class JointASNN(SpikingModel):
             stride = 1 if i == 0 else 2
             layer = []
             for j in range(depth):
-                layer.append(DualBasicBlock(cin, cout, stride if j == 0 else 1, cfg, hw, bn_weight_init))
+                layer.append(DualBasicBlock(cin, cout, stride if j == 0 else 1, cfg, hw, bn))
                 hw = out_hw(hw, stride if j == 0 else 1)
                 cin = cout
             stages.append(nn.Sequential(*layer))
             stage_hw.append(hw)
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.exits = nn.ModuleList([
-            DualExit(widths[i], widths[3], k, num_classes, cfg, stage_hw[i], bn_weight_init)
+            DualExit(widths[i], widths[3], k, num_classes, cfg, stage_hw[i], bn)
             for i, k in enumerate(self.exit_kernels)
         ])
         self.fc = DualLinear(widths[3], num_classes)
@@ -325,7 +360,8 @@ class JointASNN(SpikingModel):
     @torch.no_grad()
     def export_snn(self) -> nn.Sequential:
         """The SNN branch alone as a plain spiking ResNet of library layers (``layers.Conv2d`` with the
-        materialised ``W_snn``, time-shared BN, :class:`~spikeforge.neurons.Neuron`, ``layers.BasicBlock``,
+        materialised ``W_snn``, the SNN BNs (:class:`StepBatchNorm2d` or time-shared, as in this model),
+        :class:`~spikeforge.neurons.Neuron`, ``layers.BasicBlock``,
         global average pool, ``layers.Linear``): no ANN parameters, no exits. Output: per-step logits."""
         cfg = self.neuron_config
         hw = self.input_size
@@ -339,10 +375,10 @@ class JointASNN(SpikingModel):
                     names[f"{len(mods)}.{sn}"] = f"layer{s_idx}.{b_idx}.{sn}.sn"
                 out = BasicBlock(blk.cin, blk.cout, blk.stride, cfg, style="standard", norm="bn", hw=hw)
                 out.conv1.weight.copy_(blk.conv1.weight_for("snn"))
-                out.bn1.load_state_dict(blk.bn1.bn_snn.state_dict())
+                out.bn1 = _export_bn(blk.bn1)
                 out.sn1.load_state_dict(blk.sn1.sn.state_dict())
                 out.conv2.weight.copy_(blk.conv2.weight_for("snn"))
-                out.bn2.load_state_dict(blk.bn2.bn_snn.state_dict())
+                out.bn2 = _export_bn(blk.bn2)
                 out.sn2.load_state_dict(blk.sn2.sn.state_dict())
                 if isinstance(blk.shortcut, nn.Sequential):
                     # both shortcuts are Sequential(1×1 conv, BN): a strided/widening block
@@ -350,7 +386,7 @@ class JointASNN(SpikingModel):
                     src_conv = cast(DualConv2d, blk.shortcut[0])
                     src_bn = cast(DualBatchNorm2d, blk.shortcut[1])
                     out_conv.weight.copy_(src_conv.weight_for("snn"))
-                    cast(nn.Sequential, out.shortcut)[1].load_state_dict(src_bn.bn_snn.state_dict())
+                    cast(nn.Sequential, out.shortcut)[1] = _export_bn(src_bn)
                 hw = out_hw(hw, blk.stride)
                 mods.append(out)
         fc = Linear(self.widths[3], self.num_classes)
@@ -371,9 +407,11 @@ def _export_conv(conv: DualConv2d) -> Conv2d:
     return out
 
 
-def _export_bn(bn: DualBatchNorm2d) -> BatchNorm2d:
-    out = BatchNorm2d(bn.bn_snn.num_features, eps=bn.bn_snn.eps, momentum=bn.bn_snn.momentum)
-    out.load_state_dict(bn.bn_snn.state_dict())
+def _export_bn(bn: DualBatchNorm2d) -> nn.BatchNorm2d:
+    """A copy of the SNN branch's BN of the same kind (per-step or time-shared statistics; equal in eval mode)."""
+    src = bn.bn_snn
+    out = type(src)(src.num_features, eps=src.eps, momentum=src.momentum)
+    out.load_state_dict(src.state_dict())
     return out
 
 
@@ -387,6 +425,8 @@ def _export_neuron(act: DualAct, cfg: NeuronConfig, hw: tuple[int, int] | None) 
 
 @register_model
 def joint_asnn_resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, neuron: Any = None,
-                        bn_weight_init: float = 0.5, input_size: tuple[int, int] | None = None) -> JointASNN:
-    """Joint A-SNN dual-mode CIFAR ResNet-18 with three exits (arXiv:2305.02099); ``width`` scales channels."""
-    return JointASNN(num_classes, in_channels, width, (2, 2, 2, 2), neuron, bn_weight_init, input_size)
+                        bn_weight_init: float = 1.0, input_size: tuple[int, int] | None = None,
+                        snn_bn: str = "per_step") -> JointASNN:
+    """Joint A-SNN dual-mode CIFAR ResNet-18 with three exits (arXiv:2305.02099); ``width`` scales channels.
+    ``snn_bn``: ``per_step`` (official: per-step batch statistics, one running estimate) or ``shared`` (over T·B)."""
+    return JointASNN(num_classes, in_channels, width, (2, 2, 2, 2), neuron, bn_weight_init, input_size, snn_bn)

@@ -16,12 +16,15 @@ FC 256→k·k``, reshaped to ``k×k`` plus an offset matrix (the identity; the f
 BN runs per time step on the folded batch (statistics over T·B·N). The dropout sits between FC 512→256 and its BN,
 as in the official code (DayongRen/Spiking-PointNet, models/pointnet_cls.py).
 
-Output: per-step **logits** ``[T, B, k]`` (the official code returns log-softmax; here the loss applies it, so
-``cross_entropy(logits)`` equals the official ``nll_loss(log_softmax)``).
+Output: per-step **logits** ``[T, B, k]``. The official code returns per-step log-softmax averaged over T and
+trains NLL on it: the objective option ``readout="log_softmax_mean"`` (:func:`spikeforge.encode.readout`); at
+T = 1 this equals ``cross_entropy(logits)``. Weights start from PyTorch's default Conv1d/Linear init, as in the
+official code (``weight_init="kaiming"``: kaiming-normal fan-out convs, zero conv bias).
 
 Feature-transform regulariser (official code, ``feature_transform_reguliarzer``): the **mean over the batch of the
 Frobenius norm** ``‖I − A Aᵀ‖_F`` (not squared), scaled by 0.001 in the loss; methods.md §2 writes ``‖I − A Aᵀ‖_F``
-too. Here the mean also runs over the T time steps (the official code trains at T = 1). ``squared=True`` gives the
+too. Here the mean also runs over the T time steps; the official code regularises the transform averaged over T
+(equal at T = 1, where it trains). ``squared=True`` gives the
 squared form ``‖I − A Aᵀ‖_F²`` of the PointNet paper (eq. 2). :meth:`SpikingPointNet.feature_transform_regularizer`
 returns the value for the feature transform of the last forward call of that model instance.
 """
@@ -38,7 +41,9 @@ from ..neurons import Neuron, NeuronConfig, neuron_config
 from ._common import init_conv_linear, scale_width
 from .registry import SpikingModel, register_model
 
-__all__ = ["PointMaxPool", "PointTransform", "TransformHead", "TNet", "SpikingPointNet", "pointnet",
+WEIGHT_INITS = ("pytorch", "kaiming")
+
+__all__ = ["WEIGHT_INITS", "PointMaxPool", "PointTransform", "TransformHead", "TNet", "SpikingPointNet", "pointnet",
            "feature_transform_regularizer"]
 
 
@@ -159,7 +164,7 @@ class SpikingPointNet(SpikingModel):
     input_kind = "points"
 
     def __init__(self, *, num_classes: int = 40, in_channels: int = 3, num_points: int = 1024,
-                 width: float = 1.0, dropout: float = 0.4, neuron: Any = None):
+                 width: float = 1.0, dropout: float = 0.4, neuron: Any = None, weight_init: str = "pytorch"):
         super().__init__()
         if in_channels < 3:
             raise ValueError(f"PointNet needs xyz coordinates (in_channels >= 3), got {in_channels}")
@@ -167,6 +172,8 @@ class SpikingPointNet(SpikingModel):
             raise ValueError(f"num_classes and num_points must be positive, got {num_classes}, {num_points}")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+        if weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
         cfg = neuron_config(neuron)
         if cfg.amplitude == "element" or (cfg.pre_fire == "mpbn" and cfg.mpbn == "element"):
             raise ValueError("element-wise amplitudes/MPBN would tie parameters to point order and break "
@@ -187,7 +194,9 @@ class SpikingPointNet(SpikingModel):
             Linear(f1, f2), Dropout(dropout), BatchNorm1d(f2), _neuron(cfg, (f2,)),
             Linear(f2, num_classes),
         )
-        init_conv_linear(self)
+        if weight_init == "kaiming":
+            init_conv_linear(self)
+        self.weight_init = weight_init
         self._last = _LastTransform()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -215,8 +224,10 @@ class SpikingPointNet(SpikingModel):
 
 @register_model
 def pointnet(num_classes: int = 40, in_channels: int = 3, num_points: int = 1024, width: float = 1.0,
-             dropout: float = 0.4, neuron: Any = None) -> SpikingPointNet:
+             dropout: float = 0.4, neuron: Any = None, weight_init: str = "pytorch") -> SpikingPointNet:
     """Spiking PointNet (arXiv:2310.06232) with input and feature T-Nets; ``neuron='pointnet'`` is the paper's
-    neuron (tanh surrogate b = 5, random initial membrane). ``num_points`` only sets the default input size."""
+    neuron (tanh surrogate b = 5, random initial membrane). ``num_points`` only sets the default input size.
+    ``weight_init``: ``pytorch`` (PyTorch's default Conv1d/Linear init, as the official code) or ``kaiming``
+    (kaiming-normal fan-out convs with zero bias)."""
     return SpikingPointNet(num_classes=num_classes, in_channels=in_channels, num_points=num_points, width=width,
-                           dropout=dropout, neuron=neuron)
+                           dropout=dropout, neuron=neuron, weight_init=weight_init)

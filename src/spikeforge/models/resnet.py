@@ -15,7 +15,10 @@ on direct-encoded ``[T, B, C, H, W]`` and return per-step logits ``[T, B, num_cl
   + BN); the code's zero-initialised residual BN weights are an option (see :func:`resnet20m`).
 
 Residual style (``style='standard'|'sew'|'ms'``) and BN variant (``norm='bn'|'tdbn'|'bntt'|'tebn'``) are
-those of :class:`spikeforge.layers.BasicBlock`. With ``style='ms'`` (MS-ResNet, arXiv:2112.08954) the residual
+those of :class:`spikeforge.layers.BasicBlock`. ``norm='tdbn'`` puts tdBN inside the residual blocks with alpha by
+role (1 in identity blocks; 1/sqrt(2) on bn2 and the shortcut BN of downsampling blocks; ``tdbn_alpha``
+overrides) and leaves the stem's BNs plain (``stem_norm`` overrides), as the InfLoR code (yfguo91/Re-Loss) runs
+``resnet20m``; see docs/methods/soft_reset_mpr.md. With ``style='ms'`` (MS-ResNet, arXiv:2112.08954) the residual
 stream is real-valued, so the stem ends without a neuron (each block spikes its input) and a final neuron
 spikes the last block's output before pooling, so that every conv and linear layer reads spikes.
 """
@@ -23,12 +26,22 @@ spikes the last block's output before pooling, so that every conv and linear lay
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-from ..layers import AdaptiveAvgPool2d, AvgPool2d, BasicBlock, Conv2d, Flatten, Linear, make_neuron, make_norm
+from ..layers import (
+    AdaptiveAvgPool2d,
+    AvgPool2d,
+    BasicBlock,
+    Conv2d,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    make_neuron,
+    make_norm,
+)
 from ..neurons import neuron_config
 from ._common import as_hw, conv_out_hw, finish_image_model, scale_width
 from .registry import SpikingModel, register_model
@@ -38,6 +51,7 @@ __all__ = ["SpikingResNet", "resnet18", "resnet34", "resnet19", "resnet20", "res
 STEMS = ("imagenet", "cifar", "cifar3")
 HEADS = ("linear", "mlp")
 DOWNSAMPLES = ("conv", "avg")
+STEM_POOLS = ("avg", "max")
 
 
 class SpikingResNet(nn.Sequential, SpikingModel):
@@ -48,6 +62,12 @@ class SpikingResNet(nn.Sequential, SpikingModel):
         widths: channels per stage before the ``width`` multiplier, e.g. ``(64, 128, 256, 512)``.
         stem: ``imagenet`` (7×7/2 conv-BN-spike + AvgPool(3, 2, 1)), ``cifar`` (3×3 conv-BN-spike) or
             ``cifar3`` (three 3×3 conv-BN-spike of ``stem_width`` channels + AvgPool(2)).
+        stem_pool: pooling of the ``imagenet`` stem: ``avg`` (the group's AvgPool(3, 2, 1)) or ``max``
+            (MaxPool(3, 2, 1) of torchvision and SEW-ResNet).
+        stem_norm: BN variant of the stem; ``None`` = ``norm``, except that ``tdbn`` leaves the stem plain ``bn``.
+        tdbn_alpha: with ``norm='tdbn'``, the alpha of the block BNs by role (see :data:`~spikeforge.layers.blocks.
+            TDBN_ALPHA`): ``None`` = role defaults, one number for all, or a mapping of roles.
+        shortcut_neuron: neuron of a SEW downsampling shortcut (``None`` = ``neuron``).
         stem_width: stem channels (before ``width``); the first stage keeps stride 1.
         head: ``linear`` (global average pool, FC) or ``mlp`` (global average pool, FC → ``hidden`` → spike →
             FC).
@@ -63,9 +83,15 @@ class SpikingResNet(nn.Sequential, SpikingModel):
                  in_channels: int = 3, input_size: int | Sequence[int] = (32, 32), width: float = 1.0,
                  stem: str = "cifar", stem_width: int = 64, head: str = "linear", hidden: int = 256,
                  downsample: str = "conv", zero_init_residual: bool = False, neuron: Any = None,
-                 style: str = "standard", norm: str = "bn", max_steps: int = 64):
+                 style: str = "standard", norm: str = "bn", max_steps: int = 64, stem_pool: str = "avg",
+                 stem_norm: str | None = None, tdbn_alpha: float | Mapping[str, float] | None = None,
+                 shortcut_neuron: Any = None):
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, got {stem!r}")
+        if stem_pool not in STEM_POOLS:
+            raise ValueError(f"stem_pool must be one of {STEM_POOLS}, got {stem_pool!r}")
+        if tdbn_alpha is not None and norm != "tdbn":
+            raise ValueError(f"tdbn_alpha is an option of norm='tdbn', got norm={norm!r}")
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         if downsample not in DOWNSAMPLES:
@@ -81,22 +107,23 @@ class SpikingResNet(nn.Sequential, SpikingModel):
         chans = [scale_width(c, width) for c in widths]
         c_stem = scale_width(stem_width, width)
         ms = style == "ms"
+        snorm = stem_norm if stem_norm is not None else ("bn" if norm == "tdbn" else norm)
 
         # --- stem ---------------------------------------------------------------------------------------
         stem_layers: list[nn.Module] = []
         if stem == "imagenet":
             hw = conv_out_hw(hw, 7, 2, 3)
             stem_layers += [Conv2d(in_channels, c_stem, 7, 2, 3, bias=False),
-                            make_norm(norm, c_stem, max_steps)]
+                            make_norm(snorm, c_stem, max_steps)]
             if not ms:
                 stem_layers.append(make_neuron(cfg, c_stem, hw))
-            stem_layers.append(AvgPool2d(3, 2, 1))
+            stem_layers.append(AvgPool2d(3, 2, 1) if stem_pool == "avg" else MaxPool2d(3, 2, 1))
             hw = conv_out_hw(hw, 3, 2, 1)
         else:
             n_convs = 1 if stem == "cifar" else 3
             cin = in_channels
             for i in range(n_convs):
-                stem_layers += [Conv2d(cin, c_stem, 3, 1, 1, bias=False), make_norm(norm, c_stem, max_steps)]
+                stem_layers += [Conv2d(cin, c_stem, 3, 1, 1, bias=False), make_norm(snorm, c_stem, max_steps)]
                 if not (ms and i == n_convs - 1):
                     stem_layers.append(make_neuron(cfg, c_stem, hw))
                 cin = c_stem
@@ -112,7 +139,7 @@ class SpikingResNet(nn.Sequential, SpikingModel):
             for j in range(n):
                 stride = 2 if (i > 0 and j == 0) else 1
                 block = BasicBlock(cin, c, stride, cfg, style=style, norm=norm, hw=hw, max_steps=max_steps,
-                                   downsample=downsample)
+                                   downsample=downsample, tdbn_alpha=tdbn_alpha, shortcut_neuron=shortcut_neuron)
                 hw = conv_out_hw(hw, 3, stride, 1)
                 stage.append(block)
                 cin = c
@@ -126,7 +153,7 @@ class SpikingResNet(nn.Sequential, SpikingModel):
         if head == "mlp":
             h = scale_width(hidden, width)
             parts["fc1"] = Linear(cin, h)
-            parts["fc1_sn"] = make_neuron(cfg, h)
+            parts["fc1_sn"] = make_neuron(cfg, h, ())  # a feature vector [T, B, h]
             parts["fc"] = Linear(h, num_classes)
         else:
             parts["fc"] = Linear(cin, num_classes)
@@ -146,50 +173,52 @@ _CIFAR_WIDTHS = (128, 256, 512)
 @register_model
 def resnet18(num_classes: int = 1000, in_channels: int = 3, input_size: int | Sequence[int] = (224, 224),
              width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
-             max_steps: int = 64) -> SpikingResNet:
+             max_steps: int = 64, tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:
     """Spiking ResNet-18, ImageNet stem with AvgPool(3, 2, 1) (11,689,512 parameters at 1000 classes)."""
     return SpikingResNet((2, 2, 2, 2), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="imagenet", stem_width=64, neuron=neuron,
-                         style=style, norm=norm, max_steps=max_steps)
+                         style=style, norm=norm, max_steps=max_steps, tdbn_alpha=tdbn_alpha)
 
 
 @register_model
 def resnet34(num_classes: int = 1000, in_channels: int = 3, input_size: int | Sequence[int] = (224, 224),
              width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
-             max_steps: int = 64) -> SpikingResNet:
+             max_steps: int = 64, tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:
     """Spiking ResNet-34, ImageNet stem with AvgPool(3, 2, 1) (21,797,672 parameters at 1000 classes)."""
     return SpikingResNet((3, 4, 6, 3), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="imagenet", stem_width=64, neuron=neuron,
-                         style=style, norm=norm, max_steps=max_steps)
+                         style=style, norm=norm, max_steps=max_steps, tdbn_alpha=tdbn_alpha)
 
 
 @register_model
 def resnet19(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
              width: float = 1.0, head: str = "linear", neuron: Any = None, style: str = "standard",
-             norm: str = "bn", max_steps: int = 64) -> SpikingResNet:
+             norm: str = "bn", max_steps: int = 64,
+             tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:
     """Spiking ResNet-19 (tdBN, arXiv:2011.05280): 128-256-512, blocks 3-3-2. ``head='linear'`` is the
     group's FC 512 → k (12,569,226 parameters at 10 classes); ``head='mlp'`` the tdBN/TET FC 512 → 256 → k
     (12,697,994)."""
     return SpikingResNet((3, 3, 2), _CIFAR_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="cifar", stem_width=128, head=head,
-                         neuron=neuron, style=style, norm=norm, max_steps=max_steps)
+                         neuron=neuron, style=style, norm=norm, max_steps=max_steps, tdbn_alpha=tdbn_alpha)
 
 
 @register_model
 def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
              width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
-             max_steps: int = 64) -> SpikingResNet:
+             max_steps: int = 64, tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:
     """Spiking ResNet-20 of the group's code (``resnet20_cifar``): 3×3 stem of 128, 128-256-512, blocks 3-3-3,
     FC 512 → k (17,289,866 parameters at 10 classes)."""
     return SpikingResNet((3, 3, 3), _CIFAR_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="cifar", stem_width=128, neuron=neuron,
-                         style=style, norm=norm, max_steps=max_steps)
+                         style=style, norm=norm, max_steps=max_steps, tdbn_alpha=tdbn_alpha)
 
 
 @register_model
 def resnet20m(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
               width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
-              downsample: str = "avg", zero_init_residual: bool = False, max_steps: int = 64) -> SpikingResNet:
+              downsample: str = "avg", zero_init_residual: bool = False, max_steps: int = 64,
+              tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:
     """The group's "modified" ResNet-20 (``resnet20_cifar_modified``): three-conv 64-channel stem +
     AvgPool(2), 64-128-256-512 with blocks 2-2-2-2, AvgDown shortcuts (11,247,946 parameters at 10 classes).
 
@@ -200,4 +229,4 @@ def resnet20m(num_classes: int = 10, in_channels: int = 3, input_size: int | Seq
     return SpikingResNet((2, 2, 2, 2), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
                          input_size=input_size, width=width, stem="cifar3", stem_width=64,
                          downsample=downsample, zero_init_residual=zero_init_residual, neuron=neuron,
-                         style=style, norm=norm, max_steps=max_steps)
+                         style=style, norm=norm, max_steps=max_steps, tdbn_alpha=tdbn_alpha)

@@ -15,7 +15,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..functional import NeuronSpec, NeuronState, check_sequence, multistep, surrogate, uniform_membrane
+from ..functional import (
+    NeuronSpec,
+    NeuronState,
+    check_sequence,
+    multistep,
+    single_step,
+    step_slice,
+    surrogate,
+    uniform_membrane,
+)
 from .amplitude import Amplitude
 from .config import NeuronConfig, neuron_config
 from .mpbn import MembraneBN
@@ -102,13 +111,9 @@ class Neuron(nn.Module):
             return torch.sigmoid(self.decay_logit)
         return self.decay_const
 
-    def _threshold_for(self, T: int, thr: Tensor | None = None) -> Tensor:
-        thr = self.threshold if thr is None else thr
-        if self.threshold_per_step:
-            if T > thr.shape[0]:
-                raise ValueError(f"this neuron has per-step thresholds for {thr.shape[0]} steps, got T = {T}")
-            return thr[:T] if T > 1 else thr[0]
-        return thr
+    def threshold_for(self, T: int, thr: Tensor | None = None, t: int | None = None) -> Tensor:
+        """The threshold (or ``threshold_low``) for a ``T``-step call, or for step ``t`` of a streaming call."""
+        return step_slice(self.threshold if thr is None else thr, T, self.threshold_per_step, t)
 
     def _initial_membrane(self, x: Tensor) -> Tensor | None:
         cfg = self.config
@@ -127,10 +132,9 @@ class Neuron(nn.Module):
         T = x.shape[0]
         low = self.threshold_low
         s, new_state, fire_input = multistep(
-            x, self.spec, decay=self.decay, threshold=self._threshold_for(T), v0=v0,
-            pre_fire=self.mpbn, return_fire_input=want_fire_input,
-            backend=self.config.backend,  # type: ignore[arg-type]
-            threshold_low=None if low is None else self._threshold_for(T, low),
+            x, self.spec, decay=self.decay, threshold=self.threshold_for(T), v0=v0,
+            norm=None if self.mpbn is None else self.mpbn.norm(), return_fire_input=want_fire_input,
+            backend=self.config.backend, threshold_low=None if low is None else self.threshold_for(T, low),
         )
         for fn in self._observers:
             fn(self, fire_input, s)  # type: ignore[arg-type]
@@ -145,17 +149,13 @@ class Neuron(nn.Module):
         if state is None:
             init = self._initial_membrane(x_t.unsqueeze(0))
             state = None if init is None else NeuronState(init)
-        thr = self.threshold[t] if self.threshold_per_step else self.threshold
         low = self.threshold_low
-        if low is not None and self.threshold_per_step:
-            low = low[t]
-        mpbn = self.mpbn
-        s, new_state, _ = multistep(
-            x_t.unsqueeze(0), self.spec, decay=self.decay, threshold=thr,
-            v0=None if state is None else state.v,
-            pre_fire=None if mpbn is None else (lambda h, _t: mpbn(h, t)), threshold_low=low,
+        s, new_state = single_step(
+            x_t, state, self.spec, decay=self.decay, threshold=self.threshold_for(1, t=t), t=t,
+            threshold_low=None if low is None else self.threshold_for(1, low, t=t),
+            norm=None if self.mpbn is None else self.mpbn.norm(), backend=self.config.backend,
         )
-        out = self.amplitude(s[0]) if self.amplitude is not None else s[0]
+        out = self.amplitude(s) if self.amplitude is not None else s
         return out, new_state
 
     def _check_features(self, x: Tensor) -> None:

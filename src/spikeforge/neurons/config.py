@@ -62,7 +62,7 @@ class NeuronConfig:
             "mpbn_running": ("shared", "per_step"),
             "init": ("zero", "uniform"),
             "init_when": ("train", "always"),
-            "backend": ("auto", "fused", "reference"),
+            "backend": ("auto", "reference", "fused", "cpp", "triton"),
         }
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
@@ -113,8 +113,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     "mpbn": {"pre_fire": "mpbn", "surrogate": "dspike", "surrogate_param": 3.0},
     # InfLoR-SNN, arXiv:2307.04356 (official code): IF, soft reset by 1.0, MPR, STE-clamp
     "inflor": {"decay": 1.0, "reset": "soft", "soft_reset_amount": 1.0, "pre_fire": "mpr", "surrogate": "ste"},
-    # InfLoR paper form: LIF with soft reset by the threshold and MPR
-    "soft-mpr": {"reset": "soft", "pre_fire": "mpr", "surrogate": "ste"},
+    # InfLoR paper form: LIF u = tau (u - o) + x (the soft reset subtracts the spike value 1 while firing at 0.5,
+    # as the code does) and MPR
+    "soft-mpr": {"reset": "soft", "soft_reset_amount": 1.0, "pre_fire": "mpr", "surrogate": "ste"},
+    # Real Spike's released SEW-ResNet (yfguo91/Real-Spike): SpikingJelly IF (no leak, V_th 1, hard reset to 0,
+    # reset detached, ATan alpha 2) with channel-wise amplitudes initialised to 1
+    "real-spike-sew": {"decay": 1.0, "threshold": 1.0, "detach_reset": True, "surrogate": "atan",
+                       "surrogate_param": 2.0, "amplitude": "channel"},
     # Spiking PointNet, arXiv:2310.06232: tanh surrogate b=5, random initial membrane U[0, 0.5) always
     "pointnet": {"surrogate": "dspike", "surrogate_param": 5.0, "init": "uniform", "init_range": 0.5,
                  "init_when": "always"},

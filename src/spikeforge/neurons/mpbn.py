@@ -19,8 +19,9 @@ import math
 from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..functional import MembraneNorm, membrane_norm
 
 __all__ = ["MembraneBN"]
 
@@ -69,22 +70,18 @@ class MembraneBN(nn.Module):
         """The effective lambda (after the positivity floor)."""
         return self.weight if self.min_scale is None else self.weight.clamp(min=self.min_scale)
 
+    def norm(self) -> MembraneNorm:
+        """This BN as arguments of the neuron kernels (the fused loop runs it inside its time loop)."""
+        return MembraneNorm(self.scale(), self.bias, self.running_mean, self.running_var, self.training,
+                            self.momentum, self.eps, per_element=self.mode == "element",
+                            per_step=self.running == "per_step")
+
     def _row(self, t: int) -> int:
-        if self.running == "shared":
-            return 0
-        if t >= self.max_steps:
-            raise ValueError(f"per-step MPBN holds statistics for {self.max_steps} steps, got step {t}; "
-                             "raise max_steps")
-        return t
+        return self.norm().row(t)
 
     def forward(self, u: Tensor, t: int) -> Tensor:
         """Normalise the membrane ``u[B, C, ...]`` at time step ``t``."""
-        row = self._row(t)
-        shape = u.shape
-        flat = u if self.mode == "channel" else u.reshape(shape[0], -1)
-        out = F.batch_norm(flat, self.running_mean[row], self.running_var[row], self.scale(), self.bias,
-                           self.training, self.momentum, self.eps)
-        return out.reshape(shape)
+        return membrane_norm(u, t, self.norm())
 
     def stats(self, t: int = 0) -> tuple[Tensor, Tensor]:
         """Running (mean, var) used at inference for step t, shaped like the feature map."""

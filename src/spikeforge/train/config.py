@@ -19,9 +19,13 @@ from typing import Any
 import yaml
 
 __all__ = [
-    "DEFAULTS", "FREE_SECTIONS", "RecipeError", "load_recipe", "bundled_recipes", "recipe_description",
-    "apply_overrides", "parse_override", "merge", "resolve", "valid_keys", "validate",
+    "DEFAULTS", "FREE_SECTIONS", "NO_DECAY_KINDS", "RecipeError", "load_recipe", "bundled_recipes",
+    "recipe_description", "apply_overrides", "parse_override", "merge", "resolve", "valid_keys", "validate",
 ]
+
+
+#: parameter kinds ``optim.no_decay`` may exclude from weight decay (see ``train.builders.param_groups``)
+NO_DECAY_KINDS = ("norm", "bias", "neuron")
 
 
 class RecipeError(ValueError):
@@ -53,7 +57,8 @@ DEFAULTS: dict[str, Any] = {
         "betas": [0.9, 0.999],
         "eps": 1e-8,
         # parameter kinds without weight decay: 'norm' (BN/tdBN/TEBN/BNTT/MPBN affine), 'bias',
-        # 'neuron' (spike amplitudes, learnable thresholds and decays)
+        # 'neuron' (spike amplitudes, learnable thresholds and decays); [] decays every parameter (the official
+        # Joint A-SNN and Spiking PointNet optimisers)
         "no_decay": ["norm", "bias", "neuron"],
     },
     "schedule": {
@@ -77,7 +82,10 @@ DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "deterministic": False, # torch.use_deterministic_algorithms
     "sync_bn": False,       # synchronise batch statistics over processes (torchrun)
-    "eval": {"every": 1, "T_sweep": None},  # T_sweep: max T (int) or list of T for the final sweep
+    # T_sweep: max T (int) or list of T for the final sweep; votes: forward passes averaged per test batch
+    # (Spiking PointNet's 3-vote test: fresh random initial membranes per pass); bn_recalibration: re-estimate BN
+    # running statistics on that many training batches before each test evaluation (0 = off; train.bn_calibration)
+    "eval": {"every": 1, "T_sweep": None, "votes": 1, "bn_recalibration": 0},
     "fold": {"enabled": True, "verify_samples": 64},
     "analysis": {"enabled": True, "samples": 128},
     "log": {"tensorboard": True, "progress": "auto"},  # progress: auto | always | never
@@ -297,8 +305,12 @@ def resolve(recipe: Mapping[str, Any]) -> dict[str, Any]:
          "grad_clip must be null or > 0"),
         (isinstance(cfg["label_smoothing"], (int, float)) and 0 <= cfg["label_smoothing"] < 1,
          "label_smoothing must be in [0, 1)"),
-        (set(cfg["optim"]["no_decay"]) <= {"norm", "bias", "neuron"},
-         "optim.no_decay entries must be among norm, bias, neuron"),
+        (isinstance(cfg["optim"]["no_decay"], list) and set(cfg["optim"]["no_decay"]) <= set(NO_DECAY_KINDS),
+         "optim.no_decay must be a list of parameter kinds among norm, bias, neuron ([] decays every parameter)"),
+        (isinstance(cfg["eval"]["votes"], int) and not isinstance(cfg["eval"]["votes"], bool)
+         and cfg["eval"]["votes"] >= 1, "eval.votes must be an integer >= 1"),
+        (isinstance(cfg["eval"]["bn_recalibration"], int) and not isinstance(cfg["eval"]["bn_recalibration"], bool)
+         and cfg["eval"]["bn_recalibration"] >= 0, "eval.bn_recalibration must be an integer >= 0 (batches)"),
         (cfg["log"]["progress"] in ("auto", "always", "never"), "log.progress must be auto, always or never"),
     ]
     for ok, msg in checks:

@@ -63,7 +63,7 @@ def t_sweep_values(spec: Any) -> list[int]:
 
 
 def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, kind: str, Ts: list[int],
-          batch_size: int, device: torch.device) -> dict[int, float]:
+          batch_size: int, device: torch.device, votes: int = 1) -> dict[int, float]:
     """Test accuracy per T (the "train at T=1, test at T>1" protocol of Spiking PointNet, arXiv:2310.06232)."""
     from ..encode import direct, time_first
     from .sweep import sweep_accuracy
@@ -81,7 +81,8 @@ def sweep(model: nn.Module, objective: Any, x: torch.Tensor, y: torch.Tensor, ki
         encode = direct
     batches = [(x[i:i + batch_size], y[i:i + batch_size]) for i in range(0, x.shape[0], batch_size)]
     res = sweep_accuracy(model, batches, T_max, encode=encode, readout=getattr(objective, "readout", "mean"),
-                         forward=lambda m, xb: objective.logits(objective.forward(m, xb)), device=device)
+                         forward=lambda m, xb: objective.logits(objective.forward(m, xb)), device=device,
+                         votes=votes)
     return {T: res[T] for T in Ts if T in res}
 
 
@@ -128,7 +129,7 @@ def finalize(tr: Trainer, test_acc: float, test_loss: float) -> dict[str, Any]:
     if Ts:
         metrics["T_sweep"] = {str(T): acc for T, acc in sweep(model, tr.objective, tr.test_set.x, tr.test_set.y,
                                                               tr.kind, Ts, cfg["eval_batch_size"],
-                                                              tr.device).items()}
+                                                              tr.device, int(cfg["eval"]["votes"])).items()}
     if notes:
         metrics["notes"] = notes
     ckpt.save_json(out / "metrics.json", _jsonable(metrics))

@@ -34,8 +34,10 @@ from torch import Tensor, nn
 
 from ..encode import readout
 from ..functional import NonFiniteError
+from ..losses.classification import readout_loss
 from . import checkpoint as ckpt
 from .batches import eval_batches, make_batch_source
+from .bn_calibration import recalibrate_bn
 from .builders import (
     build_model,
     build_objective,
@@ -48,6 +50,7 @@ from .builders import (
 )
 from .distributed import DistInfo, all_reduce_sum, convert_sync_bn, init_distributed, shutdown
 from .guards import check_split, diagnose_nonfinite, gradient_norm
+from .sweep import check_votes
 
 __all__ = ["Trainer", "NonFiniteLossError", "resolve_device", "evaluate", "epoch_seed"]
 
@@ -81,8 +84,12 @@ def epoch_seed(seed: int, epoch: int, rank: int = 0, stream: int = 0) -> int:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, objective: Any, x: Any, y: Tensor, *, T: int, kind: str, batch_size: int,
-             device: torch.device, dist_info: DistInfo | None = None, workers: int = 0) -> tuple[float, float]:
-    """Test ``(loss, accuracy)``: accuracy of the objective's readout, loss = CE of that readout.
+             device: torch.device, dist_info: DistInfo | None = None, workers: int = 0,
+             votes: int = 1) -> tuple[float, float]:
+    """Test ``(loss, accuracy)``: accuracy of the objective's readout, loss = CE of that readout (NLL for the
+    ``log_softmax_mean`` readout). ``votes = V``: the readout is the mean over V forward passes of each batch
+    (Spiking PointNet's 3-vote test; each pass draws fresh random initial membranes, see
+    :mod:`spikeforge.train.sweep`).
 
     ``x`` is a tensor or the lazy view of a streamed split (then read by a ``DataLoader`` with ``workers``).
     Under torchrun each rank evaluates a contiguous shard and the sums are all-reduced.
@@ -94,13 +101,17 @@ def evaluate(model: nn.Module, objective: Any, x: Any, y: Tensor, *, T: int, kin
     lo, hi = n * info.rank // info.world_size, n * (info.rank + 1) // info.world_size
     correct, loss_sum = 0.0, 0.0
     mode = getattr(objective, "readout", "mean")
+    votes = check_votes(votes)
     for xb_raw, yb_raw in eval_batches(x, y, lo, hi, batch_size, workers=workers,
                                        pin_memory=device.type == "cuda"):
         xb = encode_input(xb_raw.to(device, non_blocking=True), kind, T)
         yb = yb_raw.to(device, non_blocking=True)
         z = readout(objective.logits(objective.forward(model, xb)).float(), mode)
+        for _ in range(votes - 1):
+            z = z + readout(objective.logits(objective.forward(model, xb)).float(), mode)
+        z = z / votes
         correct += float((z.argmax(1) == yb).sum())
-        loss_sum += float(nn.functional.cross_entropy(z, yb, reduction="sum"))
+        loss_sum += float(readout_loss(z, yb, mode, reduction="sum"))
     correct, loss_sum = all_reduce_sum([correct, loss_sum], info, device)
     model.train(was_training)
     return loss_sum / max(1, n), correct / max(1, n)
@@ -435,9 +446,11 @@ class Trainer:
             last = epoch + 1 == cfg["epochs"]
             evaluated = last or (epoch + 1) % int(cfg["eval"]["every"]) == 0
             if evaluated:
+                self.recalibrate_bn()
                 test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                                T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                               device=self.device, dist_info=self.dist, workers=self.workers)
+                                               device=self.device, dist_info=self.dist, workers=self.workers,
+                                               votes=int(self.cfg["eval"]["votes"]))
                 if test_acc > self.best_acc:
                     self.best_acc, self.best_epoch = test_acc, epoch + 1
                     self.save_checkpoint("best", epoch + 1)
@@ -455,9 +468,21 @@ class Trainer:
         if self.start_epoch >= cfg["epochs"]:
             test_loss, test_acc = evaluate(self.model, self.objective, self.test_set.x, self.test_set.y,
                                            T=self.eval_T, kind=self.kind, batch_size=cfg["eval_batch_size"],
-                                           device=self.device, dist_info=self.dist, workers=self.workers)
+                                           device=self.device, dist_info=self.dist, workers=self.workers,
+                                           votes=int(self.cfg["eval"]["votes"]))
         metrics = self._finish(test_acc, test_loss) if main else {}
         return metrics
+
+    def recalibrate_bn(self) -> int:
+        """Re-estimate BN running statistics on the first ``eval.bn_recalibration`` training batches (fixed order,
+        no augmentation; the same batches on every rank) — see :mod:`spikeforge.train.bn_calibration`."""
+        n = min(int(self.cfg["eval"]["bn_recalibration"]), self.steps_per_epoch)
+        if n <= 0:
+            return 0
+        B = self.global_batch
+        inputs = (encode_input(self.train_set.x[i * B:(i + 1) * B].to(self.device), self.kind, self.T)
+                  for i in range(n))
+        return recalibrate_bn(self.raw_model, inputs, forward=self.objective.forward)
 
     # --- after training ---------------------------------------------------------------------------------
     def _test_inputs(self, count: int, T: int) -> Tensor:
