@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench fuzz clean
+.PHONY: demo test lint typecheck bench bench-neuron fuzz clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ bench: $(STAMP)
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 nirtorch
 	$(BIN)/pip install -q -c constraints.txt loguru tqdm
 	$(BIN)/python benchmarks/step.py
+
+# the neuron micro-benchmark (keeps the whole-step section of docs/benchmarks.md)
+bench-neuron: $(STAMP)
+	$(BIN)/python benchmarks/neuron.py
 
 clean:
 	rm -rf $(VENV) runs build dist
