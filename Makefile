@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench fuzz docs clean
+.PHONY: demo test lint typecheck bench bench-neuron fuzz docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -c constraints.txt snntorch
 	$(BIN)/pip install -q --no-deps spikingjelly==2.0.0 norse==1.1.0 nirtorch
 	$(BIN)/pip install -q -c constraints.txt loguru tqdm
+	$(BIN)/python benchmarks/step.py
+
+# the neuron micro-benchmark (keeps the whole-step section of docs/benchmarks.md)
+bench-neuron: $(STAMP)
 	$(BIN)/python benchmarks/neuron.py
 
 # documentation site into site/ (MkDocs + Material, API reference from the docstrings); strict: warnings fail

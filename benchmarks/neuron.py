@@ -143,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
         out.append("")
     out.append(_DISCUSSION)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    old = Path(args.out).read_text() if Path(args.out).exists() else ""
+    begin, end = "<!-- step-benchmark:begin -->", "<!-- step-benchmark:end -->"
+    if begin in old and end in old:  # keep the whole-step section of benchmarks/step.py
+        out.append(begin + old.split(begin, 1)[1].split(end, 1)[0] + end)
     Path(args.out).write_text("\n".join(out) + "\n")
     log(f"wrote {args.out}")
     for case, shape, *_rest, results in sections:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from .spikes import spike_conv2d, spike_linear
+
 __all__ = [
     "seq_apply", "SeqModule", "Conv1d", "Conv2d", "Linear", "AvgPool2d", "MaxPool2d", "AdaptiveAvgPool2d",
     "AvgPool1d", "MaxPool1d", "AdaptiveAvgPool1d", "Flatten", "Dropout", "Identity",
@@ -41,7 +43,18 @@ class Conv1d(SeqModule, nn.Conv1d):
 
 
 class Conv2d(SeqModule, nn.Conv2d):
+    """Conv over ``[T, B, C, H, W]``; ``compress_spikes = True`` keeps a spike input as bits for backward
+    (:func:`spikeforge.layers.compress_spikes`, exact)."""
+
     seq_min_ndim = 5
+    compress_spikes = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.compress_spikes or self.padding_mode != "zeros":
+            return super().forward(x)
+        _check_seq(x, self, self.seq_min_ndim)
+        return seq_apply(lambda z: spike_conv2d(z, self.weight, self.bias, self.stride, self.padding,
+                                                self.dilation, self.groups), x)
 
 
 class AvgPool1d(SeqModule, nn.AvgPool1d):
@@ -69,10 +82,15 @@ class AdaptiveAvgPool2d(SeqModule, nn.AdaptiveAvgPool2d):
 
 
 class Linear(nn.Linear):
-    """``nn.Linear`` acts on the last dim, so ``[T, B, F]`` needs no folding."""
+    """``nn.Linear`` acts on the last dim, so ``[T, B, F]`` needs no folding; ``compress_spikes = True`` keeps a
+    spike input as bits for backward (:func:`spikeforge.layers.compress_spikes`, exact)."""
+
+    compress_spikes = False
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x, self, 3)
+        if self.compress_spikes:
+            return spike_linear(x, self.weight, self.bias)
         return super().forward(x)
 
 
