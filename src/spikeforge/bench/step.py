@@ -154,6 +154,7 @@ def spikeforge_model(cfg: StepConfig, p: LIFParams | None = None, backend: str =
             for m in model.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     n = m.num_features
+                    assert m.running_mean is not None and m.running_var is not None  # track_running_stats
                     m.running_mean.copy_(0.2 * torch.randn(n, generator=gen))
                     m.running_var.copy_(0.2 + 0.3 * torch.rand(n, generator=gen))
                     m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
@@ -245,12 +246,12 @@ def _convert(m: nn.Module, lib: str, p: LIFParams) -> nn.Module:
                                   surrogate_function=surrogate.ATan(alpha=p.alpha), detach_reset=False,
                                   step_mode="m")
         if isinstance(m, layers.Conv2d):
-            return _copy(layer.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,  # type: ignore[arg-type]
+            return _copy(layer.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
                                       bias=m.bias is not None, step_mode="m"), m)
         if isinstance(m, layers.BatchNorm2d):
             return _copy(layer.BatchNorm2d(m.num_features, step_mode="m"), m)
         if isinstance(m, layers.AvgPool2d):
-            return layer.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,  # type: ignore[arg-type]
+            return layer.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
                                    step_mode="m")
         if isinstance(m, layers.AdaptiveAvgPool2d):
             return layer.AdaptiveAvgPool2d(m.output_size, step_mode="m")
@@ -267,7 +268,7 @@ def _convert(m: nn.Module, lib: str, p: LIFParams) -> nn.Module:
         if isinstance(m, layers.BatchNorm2d):
             return _copy(nn.BatchNorm2d(m.num_features), m)
         if isinstance(m, layers.AvgPool2d):
-            return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)  # type: ignore[arg-type]
+            return nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad)
         if isinstance(m, layers.AdaptiveAvgPool2d):
             return nn.AdaptiveAvgPool2d(m.output_size)
         if isinstance(m, layers.Flatten):
@@ -280,7 +281,7 @@ def _convert(m: nn.Module, lib: str, p: LIFParams) -> nn.Module:
         return nn.Sequential(*[_convert(c, lib, p) for c in m.children()])
     if isinstance(m, layers.BasicBlock):
         block = copy.copy(m)
-        block._modules = {name: _convert(c, lib, p) for name, c in m._modules.items()}  # type: ignore[misc]
+        block._modules = {name: _convert(c, lib, p) for name, c in m._modules.items() if c is not None}
         return block
     raise TypeError(f"no {lib} counterpart for {type(m).__name__}")
 

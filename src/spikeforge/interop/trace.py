@@ -12,6 +12,8 @@ An operation without an exact description raises :class:`~spikeforge.interop.gra
 
 from __future__ import annotations
 
+import inspect
+
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -40,9 +42,10 @@ LEAF_TYPES: tuple[type[nn.Module], ...] = (
 class _ConcreteTracer(fx.Tracer):
     """An fx tracer whose every node also holds its value on the example input (``self.values``)."""
 
-    def __init__(self, example: Tensor):
+    def __init__(self, example: Tensor, options: list[Any] | None = None):
         super().__init__()
         self.example = example
+        self.options = list(options or [])  # values of the forward's traced-at-default options, in order
         self.values: dict[fx.Node, Any] = {}
         self._evaluating = False
 
@@ -77,6 +80,8 @@ class _ConcreteTracer(fx.Tracer):
         args = fx.node.map_arg(node.args, lambda n: self.values[n])
         kwargs = fx.node.map_arg(node.kwargs, lambda n: self.values[n])
         if node.op == "placeholder":
+            if self.values and self.options:  # an option traced at its default (fx keeps a placeholder for it)
+                return self.options.pop(0)
             if self.values:
                 raise g.GraphError(f"the network's forward takes more than one input ({node.target!r}); an inference "
                                    "graph has one input tensor")
@@ -357,9 +362,12 @@ def _drop_identities(graph: g.Graph) -> g.Graph:
 
 
 def _trace_once(model: nn.Module, example: Tensor) -> g.Graph:
-    tracer = _ConcreteTracer(example)
+    # options after the input (e.g. ``aux=False``) are traced at their defaults: inference takes one tensor
+    options = list(inspect.signature(model.forward).parameters.values())[1:]
+    concrete = {p.name: p.default for p in options if p.default is not inspect.Parameter.empty}
+    tracer = _ConcreteTracer(example, list(concrete.values()))
     try:
-        fx_graph = tracer.trace(model)
+        fx_graph = tracer.trace(model, concrete_args=concrete or None)
     except g.GraphError:
         raise
     except Exception as exc:  # fx raises TraceError/TypeError/NotImplementedError for untraceable forwards
