@@ -13,7 +13,6 @@ An operation without an exact description raises :class:`~spikeforge.interop.gra
 from __future__ import annotations
 
 import inspect
-
 import operator
 from collections.abc import Callable
 from typing import Any
