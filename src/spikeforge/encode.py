@@ -22,8 +22,8 @@ def check_readout(readout: str) -> str:
     """The one readout check: ``readout`` must be ``'mean'``, ``'sum'`` or ``'log_softmax_mean'`` (returned
     unchanged)."""
     if readout not in READOUTS:
-        raise ValueError(f"readout must be one of {list(READOUTS[:2])} (over the logits) or 'log_softmax_mean' (mean "
-                         f"of the per-step log-probabilities, Spiking PointNet), got {readout!r}")
+        raise ValueError(f"readout must be one of {list(READOUTS[:2])} (the 'mean' or 'sum' of the per-step logits) or "
+                         f"'log_softmax_mean' (the mean of their log-probabilities, Spiking PointNet), got {readout!r}")
     return readout
 
 
