@@ -19,13 +19,13 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..runs import atomic_write_bytes
 from . import graph as g
 from .runtime import InferenceNetwork
 
@@ -113,21 +113,6 @@ def _digest(graph_json: str, header: dict[str, Any], payload: bytes) -> str:
     return h.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_inference(model_or_graph: nn.Module | g.Graph, path: str | os.PathLike[str], *,
                    input_shape: tuple[int, ...] | None = None, example: Tensor | None = None,
                    metadata: dict[str, Any] | None = None) -> Path:
@@ -147,7 +132,7 @@ def save_inference(model_or_graph: nn.Module | g.Graph, path: str | os.PathLike[
     digest = _digest(text, header, first[start:])
     data = save(tensors, metadata={"format": FORMAT, "graph": text, "sha256": digest})
     out = Path(path)
-    _atomic_write(out, data)
+    atomic_write_bytes(out, data)
     return out
 
 
