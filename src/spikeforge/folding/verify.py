@@ -80,7 +80,9 @@ class FoldReport(float):
     __str__ = __repr__
 
 
-def _logits(out: Any) -> Tensor:
+def logits_of(out: Any) -> Tensor:
+    """The logits tensor of a model output (a tensor, a tuple starting with one, a dict with 'logits' or a
+    :class:`~spikeforge.models.ModelOutput`)."""
     if isinstance(out, Tensor):
         return out
     if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
@@ -103,7 +105,7 @@ def _run(model: nn.Module, x: Any, seed: int) -> tuple[Tensor, dict[str, Tensor]
 
     with torch.no_grad(), observe(model, record):
         torch.manual_seed(seed)
-        out = _logits(model(x))
+        out = logits_of(model(x))
     return out, {k: torch.cat([t.flatten() for t in v]) for k, v in rec.items()}, kinds
 
 

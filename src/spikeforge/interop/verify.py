@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from ..folding.verify import logits_of
 from ..neurons import observe, spiking_neurons
 from .runtime import InferenceNetwork
 
@@ -29,17 +29,6 @@ class ArtifactReport:
 
     def ok(self, tol: float = 1e-6) -> bool:
         return self.max_abs <= tol and self.spikes_equal
-
-
-def _logits(out: Any) -> Tensor:
-    if isinstance(out, Tensor):
-        return out
-    if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
-        return out[0]
-    if isinstance(out, dict) and isinstance(out.get("logits"), Tensor):
-        return out["logits"]
-    raise TypeError(f"expected logits (a tensor, a tuple starting with one or a dict with 'logits'), got "
-                    f"{type(out).__name__}")
 
 
 def verify_artifact(model: nn.Module, network: InferenceNetwork | str | os.PathLike[str], x: Tensor, *,
@@ -67,10 +56,10 @@ def verify_artifact(model: nn.Module, network: InferenceNetwork | str | os.PathL
     with torch.no_grad():
         with observe(a, record_a):
             torch.manual_seed(seed)
-            la = _logits(a(x))
+            la = logits_of(a(x))
         with b.observe(record_b):
             torch.manual_seed(seed)
-            lb = _logits(b(x))
+            lb = logits_of(b(x))
     rename = getattr(b, "source_neuron_names", None) or {}
     sb = {rename.get(k, k): torch.cat([t.flatten() for t in v]) for k, v in rec_b.items()}
     rename_a = getattr(a, "source_neuron_names", None) or {}
