@@ -31,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="training run folders and logs (default DIR/work; resumes interrupted runs)")
     p.add_argument("--in-process", action="store_true",
                    help="train in this process instead of one fresh process per run (no per-run peak memory)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="runs trained at the same time, each in its own process (default 1)")
+    p.add_argument("--threads", type=positive_int, default=None,
+                   help="intra-op threads per run (default: logical cores / jobs)")
     p.add_argument("--timeout", type=positive_int, default=None, metavar="SECONDS",
                    help="give up a run after this long (it resumes from its last epoch next time)")
     p.add_argument("--list", action="store_true", help="print the planned runs and whether each is finished")
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     failed: list[str] = []
     if not args.report_only:
         _, failed = run_study(runs, out, work=Path(args.work) if args.work else None, isolate=not args.in_process,
-                              timeout=args.timeout)
+                              jobs=args.jobs, threads=args.threads, timeout=args.timeout)
     if not any(out.glob("*.json")):
         raise ValueError(f"no result files in {out}: nothing to report")
     path = write_report(out, report, plots=not args.no_plots, command=command)

@@ -23,9 +23,12 @@ import torch
 
 from .plan import StudyRun
 
-__all__ = ["SCHEMA", "result_path", "is_finished", "run_one", "run_study", "machine_facts", "git_commit"]
+__all__ = ["SCHEMA", "THREADS_ENV", "result_path", "is_finished", "run_one", "run_study", "machine_facts",
+           "git_commit"]
 
 SCHEMA = 1
+#: intra-op threads of a run's process (set by :func:`run_study`)
+THREADS_ENV = "SPIKEFORGE_STUDY_THREADS"
 
 
 def result_path(out: Path, run: StudyRun) -> Path:
@@ -188,63 +191,92 @@ def run_one(run: StudyRun, out: Path, work: Path, verbose: bool = False) -> dict
     return result
 
 
-def _worker_main(argv: list[str]) -> int:
-    spec_path, out, work = argv
-    spec = json.loads(Path(spec_path).read_text())
-    run = StudyRun(spec["part"], spec["method"], spec["T"], spec["seed"], spec["quick"], spec["recipe"])
-    run_one(run, Path(out), Path(work), verbose=bool(spec.get("verbose")))
-    return 0
+def _spawn(run: StudyRun, out: Path, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen[bytes], Any]:
+    logs = work / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    spec = logs / f"{run.run_id}.spec.json"
+    spec.write_text(json.dumps({"part": run.part, "method": run.method, "T": run.T, "seed": run.seed,
+                                "quick": run.quick, "recipe": run.recipe, "verbose": True}))
+    f = (logs / f"{run.run_id}.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "spikeforge.study.worker", str(spec), str(out), str(work)],
+                            stdout=f, stderr=subprocess.STDOUT, env=env)
+    return proc, f
 
 
-def run_study(runs: list[StudyRun], out: Path, *, work: Path | None = None, isolate: bool = True,
-              log: Any = print, timeout: float | None = None) -> tuple[list[str], list[str]]:
+def run_study(runs: list[StudyRun], out: Path, *, work: Path | None = None, isolate: bool = True, jobs: int = 1,
+              threads: int | None = None, log: Any = print,
+              timeout: float | None = None) -> tuple[list[str], list[str]]:
     """Run every unfinished run (seed-major order, so a cut study has every method at its first seeds);
-    returns ``(ran, failed)`` run ids. ``isolate``: each run in its own ``python`` process (peak memory per run,
-    nothing shared); otherwise in this process."""
+    returns ``(ran, failed)`` run ids.
+
+    ``isolate``: each run in its own ``python`` process (peak memory per run, nothing shared), ``jobs`` of them
+    at a time with ``threads`` intra-op threads each (default: the logical cores divided by ``jobs``; one thread
+    per process keeps a run's speed independent of other load on the machine); otherwise in this process."""
     out = Path(out)
     work = Path(work) if work is not None else out / "work"
     out.mkdir(parents=True, exist_ok=True)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     todo = [r for r in sorted(runs, key=lambda r: r.seed) if not is_finished(out, r)]
     done = len(runs) - len(todo)
-    log(f"study: {len(runs)} runs, {done} already finished, {len(todo)} to run; results -> {out}")
+    n_threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    log(f"study: {len(runs)} runs, {done} already finished, {len(todo)} to run; results -> {out}"
+        + (f"; {jobs} process(es) x {n_threads} thread(s)" if isolate else ""))
     ran: list[str] = []
     failed: list[str] = []
     t_start = time.perf_counter()
-    for i, run in enumerate(todo, 1):
-        t0 = time.perf_counter()
-        if isolate:
-            logs = work / "logs"
-            logs.mkdir(parents=True, exist_ok=True)
-            spec = logs / f"{run.run_id}.spec.json"
-            spec.write_text(json.dumps({"part": run.part, "method": run.method, "T": run.T, "seed": run.seed,
-                                        "quick": run.quick, "recipe": run.recipe, "verbose": True}))
-            with (logs / f"{run.run_id}.log").open("a") as f:
-                try:
-                    rc = subprocess.run([sys.executable, "-m", "spikeforge.study.execute", str(spec), str(out),
-                                         str(work)], stdout=f, stderr=subprocess.STDOUT, timeout=timeout).returncode
-                except subprocess.TimeoutExpired:
-                    rc = -1
-            ok = rc == 0 and is_finished(out, run)
-            if not ok:
-                tail = (logs / f"{run.run_id}.log").read_text().strip().splitlines()[-3:]
-                log(f"  FAILED {run.run_id} (exit {rc}); log {logs / (run.run_id + '.log')}: " + " | ".join(tail))
-        else:
+    count = 0
+
+    def report(run: StudyRun, ok: bool, t0: float, why: str = "") -> None:
+        nonlocal count
+        count += 1
+        (ran if ok else failed).append(run.run_id)
+        if not ok:
+            log(f"  FAILED {run.run_id}{why}")
+            return
+        m = json.loads(result_path(out, run).read_text())["metrics"]
+        folded = m["folded_test_acc"]
+        log(f"  [{count}/{len(todo)}] {run.run_id}: test {100 * m['test_acc']:.2f} %"
+            + ("" if folded is None else f", folded {100 * folded:.2f} %")
+            + f", {time.perf_counter() - t0:.0f} s (elapsed {(time.perf_counter() - t_start) / 60:.1f} min)")
+
+    if not isolate:
+        for run in todo:
+            t0 = time.perf_counter()
             try:
                 run_one(run, out, work)
-                ok = True
             except Exception as exc:  # noqa: BLE001 - a failed run is reported and the study goes on
-                log(f"  FAILED {run.run_id}: {type(exc).__name__}: {exc}")
-                ok = False
-        (ran if ok else failed).append(run.run_id)
-        if ok:
-            res = json.loads(result_path(out, run).read_text())
-            m = res["metrics"]
-            folded = m["folded_test_acc"]
-            log(f"  [{i}/{len(todo)}] {run.run_id}: test {100 * m['test_acc']:.2f} %"
-                + ("" if folded is None else f", folded {100 * folded:.2f} %")
-                + f", {time.perf_counter() - t0:.0f} s (elapsed {(time.perf_counter() - t_start) / 60:.1f} min)")
+                report(run, False, t0, f": {type(exc).__name__}: {exc}")
+                continue
+            report(run, True, t0)
+        return ran, failed
+
+    env = {**os.environ, "OMP_NUM_THREADS": str(n_threads), "MKL_NUM_THREADS": str(n_threads),
+           THREADS_ENV: str(n_threads)}
+    pending = list(todo)
+    active: list[tuple[subprocess.Popen[bytes], Any, StudyRun, float]] = []
+    while pending or active:
+        while pending and len(active) < jobs:
+            run = pending.pop(0)
+            proc, f = _spawn(run, out, work, env)
+            active.append((proc, f, run, time.perf_counter()))
+        time.sleep(0.2)
+        still: list[tuple[subprocess.Popen[bytes], Any, StudyRun, float]] = []
+        for proc, f, run, t0 in active:
+            rc = proc.poll()
+            if rc is None and timeout is not None and time.perf_counter() - t0 > timeout:
+                proc.kill()
+                rc = proc.wait()
+            if rc is None:
+                still.append((proc, f, run, t0))
+                continue
+            f.close()
+            ok = rc == 0 and is_finished(out, run)
+            why = ""
+            if not ok:
+                log_file = work / "logs" / f"{run.run_id}.log"
+                tail = log_file.read_text(errors="replace").strip().splitlines()[-3:]
+                why = f" (exit {rc}); log {log_file}: " + " | ".join(tail)
+            report(run, ok, t0, why)
+        active = still
     return ran, failed
-
-
-if __name__ == "__main__":
-    raise SystemExit(_worker_main(sys.argv[1:]))
