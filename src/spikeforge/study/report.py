@@ -89,7 +89,7 @@ def _fold_exact(m: dict[str, Any]) -> bool | None:
             "fold_predictions_differ" not in m and m["folded_test_acc"] == m["test_acc"]):
         return True
     f64 = m.get("fold_check_float64")
-    return bool(f64) and f64.get("predictions_differ") == 0
+    return isinstance(f64, dict) and f64.get("predictions_differ") == 0
 
 
 def _fold_cell(runs: dict[int, dict[str, Any]]) -> str:
