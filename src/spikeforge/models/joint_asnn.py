@@ -388,9 +388,11 @@ class JointASNN(SpikingModel):
         """The SNN branch alone as a plain spiking ResNet of library layers (``layers.Conv2d`` with the
         materialised ``W_snn``, the SNN BNs (:class:`StepBatchNorm2d` or time-shared, as in this model),
         :class:`~spikeforge.neurons.Neuron`, ``layers.BasicBlock``,
-        global average pool, ``layers.Linear``): no ANN parameters, no exits. Output: per-step logits."""
+        global average pool, ``layers.Linear``): no ANN parameters, no exits. Output: per-step logits. The export
+        holds the dtype and device of this model (every value is copied, never rounded to another precision)."""
         cfg = self.neuron_config
         hw = self.input_size
+        ref = self.fc.weight_snn
         mods: list[nn.Module] = [_export_conv(self.conv1), _export_bn(self.bn1), _export_neuron(self.sn1, cfg, hw)]
         # qualified name of every exported neuron -> the neuron it copies in this model (for verify_fold)
         names = {"2": "sn1.sn"}
@@ -399,7 +401,7 @@ class JointASNN(SpikingModel):
                 blk = cast(DualBasicBlock, block)  # the stages hold DualBasicBlocks only (see __init__)
                 for sn in ("sn1", "sn2"):
                     names[f"{len(mods)}.{sn}"] = f"layer{s_idx}.{b_idx}.{sn}.sn"
-                out = BasicBlock(blk.cin, blk.cout, blk.stride, cfg, style="standard", norm="bn", hw=hw)
+                out = BasicBlock(blk.cin, blk.cout, blk.stride, cfg, style="standard", norm="bn", hw=hw).to(ref)
                 out.conv1.weight.copy_(blk.conv1.weight_for("snn"))
                 out.bn1 = _export_bn(blk.bn1)
                 out.sn1.load_state_dict(blk.sn1.sn.state_dict())
@@ -415,7 +417,7 @@ class JointASNN(SpikingModel):
                     cast(nn.Sequential, out.shortcut)[1] = _export_bn(src_bn)
                 hw = out_hw(hw, blk.stride)
                 mods.append(out)
-        fc = Linear(self.widths[3], self.num_classes)
+        fc = Linear(self.widths[3], self.num_classes).to(ref)
         fc.weight.copy_(self.fc.weight_snn)
         fc.bias.copy_(self.fc.bias)
         mods += [AdaptiveAvgPool2d((1, 1)), Flatten(), fc]
@@ -429,8 +431,10 @@ class JointASNN(SpikingModel):
 
 
 def _export_conv(conv: DualConv2d) -> Conv2d:
+    w = conv.weight_for("snn").detach()
     out = Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False)
-    out.weight.data.copy_(conv.weight_for("snn").detach())
+    out.to(w)
+    out.weight.data.copy_(w)
     return out
 
 
@@ -438,6 +442,9 @@ def _export_bn(bn: DualBatchNorm2d) -> nn.BatchNorm2d:
     """A copy of the SNN branch's BN of the same kind (per-step or time-shared statistics; equal in eval mode)."""
     src = bn.bn_snn
     out = type(src)(src.num_features, eps=src.eps, momentum=src.momentum)
+    ref = next((t for t in src.state_dict().values() if t.is_floating_point()), None)
+    if ref is not None:
+        out.to(ref)
     out.load_state_dict(src.state_dict())
     return out
 
@@ -446,6 +453,9 @@ def _export_neuron(act: DualAct, cfg: NeuronConfig, hw: tuple[int, int] | None) 
     fs = act.sn.feature_shape
     assert fs is not None and fs[0] is not None  # DualAct builds its neuron for (channels, H, W)
     out = make_neuron(cfg, fs[0], hw)
+    ref = next((t for t in act.sn.state_dict().values() if t.is_floating_point()), None)
+    if ref is not None:
+        out.to(ref)
     out.load_state_dict(act.sn.state_dict())
     return out
 
