@@ -165,9 +165,10 @@ rerun the command. The methodology fixes the flaws of the published SNN library 
   exact configuration of each library is in the docstring of `src/spikeforge/bench/neuron.py`.
 - **Fresh input and cleared gradients every repeat** (no `retain_graph` accumulation), warm-up repeats first,
   **median** of the pooled repeats with `time.perf_counter` (a device synchronise would bracket each phase on CUDA).
-- **Peak memory** per library in its own fresh subprocess: the Linux high-water mark `VmHWM` is reset through
-  `/proc/self/clear_refs` once input and grad_output exist, and read after one forward+backward (RSS, because
-  `tracemalloc` does not see torch's allocations; on CUDA the script uses `torch.cuda.max_memory_allocated`).
+- **Peak memory** per library in its own fresh subprocess: once input and grad_output exist, glibc returns its
+  cached free heap (`malloc_trim(0)`), the Linux high-water mark `VmHWM` is reset through `/proc/self/clear_refs`,
+  and read after one forward+backward (RSS, because `tracemalloc` does not see torch's allocations; on CUDA the
+  script uses `torch.cuda.max_memory_allocated`).
 - Forward and backward are both reported; "bwd" is fwd+bwd minus fwd of the same repeat, so no library's
   backward includes or excludes a forward that others do not.
 - `torch.get_num_threads()` is stated; CPU numbers, a conv-sized tensor and a T = 500 Linear+LIF case.

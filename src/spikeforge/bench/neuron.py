@@ -31,8 +31,9 @@ library is configured for that:
 
 Timing: fresh input and cleared gradients every repeat (no ``retain_graph`` accumulation), ``warmup``
 untimed repeats, median of ``repeats`` with :func:`time.perf_counter` (and a device synchronise on CUDA).
-Peak memory: each library runs in a fresh subprocess; on Linux the kernel's high-water mark ``VmHWM`` is
-reset (``/proc/self/clear_refs``) after the input and ``grad_output`` exist and read after one
+Peak memory (:mod:`.memory`): each library runs in a fresh subprocess; on Linux, after the input and
+``grad_output`` exist, glibc's cached free heap is returned (``malloc_trim(0)``), the kernel's high-water mark
+``VmHWM`` is reset (``/proc/self/clear_refs``) and read after one
 forward+backward, so the number is the peak *extra* resident memory of that step (on CUDA:
 ``torch.cuda.max_memory_allocated`` above the resident baseline).
 """

@@ -49,7 +49,8 @@ from .memory import peak_extra_memory
 from .neuron import LIFParams, _ATanSpike, library_version
 
 __all__ = ["MODELS", "STEP_LIBRARIES", "StepAgreement", "StepConfig", "StepMeasurement", "build",
-           "check_step_agreement", "measure_step", "measure_step_in_subprocess", "measure_step_rounds"]
+           "check_step_agreement", "measure_step", "measure_step_in_subprocess", "measure_step_rounds",
+           "profile_step", "profile_step_in_subprocess"]
 
 MODELS: tuple[str, ...] = ("vgg4", "resnet19")
 STEP_LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-compressed", "spikingjelly", "snntorch", "norse",
@@ -381,18 +382,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepMeasurement:
-    """Time ``library``'s training step in this process; with ``memory``, first the peak extra memory of one step.
-
-    Memory (:func:`spikeforge.bench.memory.peak_extra_memory`): one whole step (forward, backward,
-    ``optimizer.step()``) after a first set-up step, with the weights, the momentum buffers and the input batch
-    resident and the previous step's gradients freed (``zero_grad(set_to_none=True)``); glibc's cached free heap is
-    returned to the kernel first, so the step's activations, gradients and temporaries are counted even though
-    the set-up step allocated (and freed) the same sizes. For a number independent of other libraries call this in
-    a fresh process (:func:`measure_step_in_subprocess`).
-    """
-    import os
-
+def _training_step(library: str, cfg: StepConfig) -> tuple[Callable[[], tuple[float, float]], torch.optim.Optimizer,
+                                                            nn.Module]:
+    """``step()`` -> (step seconds, forward seconds) of ``library``'s net, its optimizer and the net (threads set
+    here)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     model = build(library, cfg).to(cfg.device)
@@ -412,6 +405,47 @@ def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepM
         _sync(cfg.device)
         return time.perf_counter() - t0, t1 - t0
 
+    return step, opt, model
+
+
+def profile_step(library: str, cfg: StepConfig, top: int = 4, by: str = "time") -> list[str]:
+    """One training step (after a set-up step) in this process: its ``top`` operators by self CPU time
+    (``by="time"``, :func:`spikeforge.bench.targets.top_ops`) or the modules whose tensors autograd saves for
+    backward (``by="memory"``, :func:`spikeforge.bench.targets.saved_tensors_by_module`)."""
+    from .targets import saved_tensors_by_module, top_ops
+
+    if by not in ("time", "memory"):
+        raise ValueError(f"by must be 'time' or 'memory', got {by!r}")
+    step, _, model = _training_step(library, cfg)
+    step()
+    return top_ops(step, top) if by == "time" else saved_tensors_by_module(model, step, top)
+
+
+def profile_step_in_subprocess(library: str, cfg: StepConfig, top: int = 4, by: str = "time",
+                               timeout: float = 1800.0) -> list[str]:
+    """:func:`profile_step` in a fresh process (same threads as the measurement)."""
+    cmd = [sys.executable, "-m", "spikeforge.bench.step", "--worker", library, cfg.to_json(), "--profile", str(top),
+           "--by", by]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step profile worker for {library!r} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-2000:]}")
+    return list(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepMeasurement:
+    """Time ``library``'s training step in this process; with ``memory``, first the peak extra memory of one step.
+
+    Memory (:func:`spikeforge.bench.memory.peak_extra_memory`): one whole step (forward, backward,
+    ``optimizer.step()``) after a first set-up step, with the weights, the momentum buffers and the input batch
+    resident and the previous step's gradients freed (``zero_grad(set_to_none=True)``); glibc's cached free heap is
+    returned to the kernel first, so the step's activations, gradients and temporaries are counted even though
+    the set-up step allocated (and freed) the same sizes. For a number independent of other libraries call this in
+    a fresh process (:func:`measure_step_in_subprocess`).
+    """
+    import os
+
+    step, opt, _ = _training_step(library, cfg)
     step()  # momentum buffers, lazy set-up, kernel build
     for _ in range(cfg.warmup):
         step()
@@ -528,8 +562,14 @@ def check_step_agreement(libraries: Sequence[str], cfg: StepConfig) -> list[Step
 def _worker(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(description="internal: one library's training step in this process, JSON out")
     ap.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CONFIG_JSON"), required=True)
+    ap.add_argument("--profile", type=int, default=0, help="print the top N ops of one step instead of timing")
+    ap.add_argument("--by", choices=("time", "memory"), default="time", help="--profile: rank ops by")
     a = ap.parse_args(argv)
-    m = measure_step(a.worker[0], StepConfig.from_json(a.worker[1]))
+    cfg = StepConfig.from_json(a.worker[1])
+    if a.profile:
+        print(json.dumps(profile_step(a.worker[0], cfg, a.profile, a.by)))
+        return 0
+    m = measure_step(a.worker[0], cfg)
     print(json.dumps(asdict(m)))
     return 0
 
