@@ -338,3 +338,21 @@ def test_first_build_announces_itself(monkeypatch, tmp_path):
         assert _cpu_kernel.kernel() is not None
     assert seen["sources"] == [str(_cpu_kernel.source_path())]
     assert seen["build_directory"] == str(tmp_path / seen["name"])
+
+
+def test_constant_marker_matches_torch_without_importing_dynamo():
+    import subprocess
+    import sys
+
+    def f() -> int:
+        return 1
+
+    def g() -> int:
+        return 1
+
+    kernels.assume_constant_result(f)
+    torch.compiler.assume_constant_result(g)
+    assert vars(f) == vars(g) and vars(f)  # the same marker dynamo reads
+    code = "import sys, spikeforge, spikeforge.bench.step; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # importing spikeforge does not pay for torch._dynamo

@@ -168,7 +168,15 @@ def _common_limits(call: NeuronCall, surrogates: dict[str, int]) -> str | None:
     return None
 
 
-@torch.compiler.assume_constant_result
+def assume_constant_result(fn: Callable) -> Callable:
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo`` when spikeforge is imported
+    (that import costs ~2.5 s of every start-up): torch's decorator only marks the function with this attribute,
+    which dynamo reads when it traces (``tests/functional`` checks the two agree)."""
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+@assume_constant_result
 def _cpp_status() -> str:
     """Builds or loads the C++ kernel at first use (outside any ``torch.compile`` trace: a constant there)."""
     _cpu_kernel.kernel()
@@ -286,7 +294,7 @@ def backend_support(call: NeuronCall) -> dict[str, str | None]:
 _SPEC_FIELDS = [f.name for f in fields(NeuronSpec) if f.name != "surrogate"]
 
 
-@torch.compiler.assume_constant_result
+@assume_constant_result
 def spec_key(spec: NeuronSpec) -> str:
     """``spec`` as a string (custom ops take primitive arguments); a constant for ``torch.compile``."""
     d = {k: getattr(spec, k) for k in _SPEC_FIELDS}
