@@ -318,6 +318,17 @@ def test_build_name_keyed_by_environment_and_source(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "0.0.0+other")
     assert _cpu_kernel.build_name() != base
     assert _cpu_kernel.source_path().is_file()
+    monkeypatch.undo()
+
+
+def test_build_name_keyed_by_source_location(monkeypatch, tmp_path):
+    """Two checkouts with the same source text get different build directories (build.ninja names the path)."""
+    base = _cpu_kernel.build_name()
+    copy = tmp_path / "csrc" / "neuron_cpu.cpp"
+    copy.parent.mkdir()
+    copy.write_text(_cpu_kernel.source_path().read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(_cpu_kernel, "source_path", lambda: copy)
+    assert _cpu_kernel.build_name() != base
 
 
 def test_first_build_announces_itself(monkeypatch, tmp_path):

@@ -49,11 +49,15 @@ def source_path() -> Path:
 
 
 def build_name() -> str:
-    """Extension name keyed by the source, the flags, the torch build and the Python environment."""
+    """Extension name keyed by the source (text and location), the flags, the torch build and the Python environment.
+
+    The location counts because the build directory's ``build.ninja`` names the source file: two checkouts of
+    the same source sharing one directory would make ninja rebuild (~1 min) every time the other one loads it.
+    """
     import torch
 
     key = "\n".join([
-        source_path().read_text(encoding="utf-8"), " ".join(_FLAGS), torch.__version__, str(torch.version.cuda),
+        source_path().read_text(encoding="utf-8"), str(source_path().resolve()), " ".join(_FLAGS), torch.__version__, str(torch.version.cuda),
         str(torch._C._GLIBCXX_USE_CXX11_ABI), sys.version, sys.prefix,
     ])
     return "spikeforge_neuron_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:16]
