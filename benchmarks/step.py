@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             if a.spikes != a.reference_spikes and a.library != "norse":
                 raise SystemExit(f"{a.library} disagrees with the reference on {model}: {a}")
         main_res[model] = measure_step_rounds(libs, cfg, rounds, log)
-    sweep_libs = [lb for lb in args.sweep_libraries if lb in libs]
+    sweep_libs = [lb for lb in args.sweep_libraries if lb in libs and (not quick or lb in ("spikeforge", "eager"))]
     for t in sweep_t:
         for model in args.models:
             cfg = dataclasses.replace(base, model=model, steps=t, repeats=sweep_repeats)
@@ -399,10 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     if inference is not None:
         s.append("### Folded inference vs vanilla LIF (VGG-4)\n")
         s.append(f"One inference batch `x[T, B, 3, {icfg.input_size}, {icfg.input_size}]` (`no_grad`, eval), "
-                 f"T = {icfg.steps}, B = {icfg.batch}, {icfg.repeats} repeats; each net with a training-only neuron (trained-looking state: BN/MPBN "
-                 "affine and amplitudes drawn around their init, running statistics from three training "
-                 "forwards), folded with `spikeforge.fold`, against the same net with the plain `lif` preset, "
-                 "folded too (BN merged into the conv); the two alternate every repeat. Median ms:\n")
+                 f"T = {icfg.steps}, B = {icfg.batch}, {icfg.repeats} repeats; each net with a training-only neuron "
+                 "(trained-looking state: BN/MPBN affine and amplitudes drawn around their init, running "
+                 "statistics from three training forwards), folded with `spikeforge.fold`, against the same net "
+                 "with the plain `lif` preset, folded too (BN merged into the conv); the two alternate every "
+                 "repeat. Median ms:\n")
         s += ["| neuron | folded (ms) | vanilla LIF (ms) | ratio |", "|---|---:|---:|---:|"]
         for r in inference:
             s.append(f"| {r.variant} | {1e3 * sorted(r.variant_s)[len(r.variant_s) // 2]:.1f} | "

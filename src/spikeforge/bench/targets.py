@@ -20,6 +20,7 @@ with the requested thread count, like the step benchmark.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -205,7 +207,7 @@ def measure_folded_inference(cfg: InferenceConfig) -> list[InferenceResult]:
     if cfg.profile_top:
         for v, m in folded.items():
             with torch.no_grad():
-                res[v].profile = top_ops(lambda m=m: m(x), cfg.profile_top)
+                res[v].profile = top_ops(functools.partial(m, x), cfg.profile_top)
     return list(res.values())
 
 
@@ -220,7 +222,7 @@ def measure_pointnet(cfg: PointNetConfig) -> PointNetResult:
     gen = torch.Generator().manual_seed(cfg.seed)
     clouds = [torch.randn(cfg.batch, 3, cfg.points, generator=gen) for _ in range(cfg.batches)]
     labels = [torch.randint(0, 40, (cfg.batch,), generator=gen) for _ in range(cfg.batches)]
-    runs = {}
+    runs: dict[int, tuple[Any, torch.optim.Optimizer]] = {}
     for t in (1, cfg.long_steps):
         torch.manual_seed(cfg.seed)
         model = create_model("pointnet", num_classes=40, num_points=cfg.points, width=cfg.width,

@@ -57,7 +57,8 @@ def build_name() -> str:
     import torch
 
     key = "\n".join([
-        source_path().read_text(encoding="utf-8"), str(source_path().resolve()), " ".join(_FLAGS), torch.__version__, str(torch.version.cuda),
+        source_path().read_text(encoding="utf-8"), str(source_path().resolve()), " ".join(_FLAGS),
+        torch.__version__, str(torch.version.cuda),
         str(torch._C._GLIBCXX_USE_CXX11_ABI), sys.version, sys.prefix,
     ])
     return "spikeforge_neuron_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:16]
