@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench bench-neuron fuzz docs clean
+.PHONY: demo test lint typecheck bench bench-neuron fuzz docs study study-quick clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,16 @@ bench: $(STAMP)
 # the neuron micro-benchmark (keeps the whole-step section of docs/benchmarks.md)
 bench-neuron: $(STAMP)
 	$(BIN)/python benchmarks/neuron.py
+
+# the claims study (docs/results.md from results/*.json): ~1.5 h on 2 CPU cores, resumable (finished runs are kept);
+# needs Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist). In the background:
+#   nohup make study > study.log 2>&1 &
+study: $(STAMP)
+	$(BIN)/spikeforge study --seeds 3 --out results --report docs/results.md
+
+# smoke version on the embedded digits (minutes); results in runs/study-quick/
+study-quick: $(STAMP)
+	$(BIN)/spikeforge study --quick
 
 # documentation site into site/ (MkDocs + Material, API reference from the docstrings); strict: warnings fail
 docs: $(STAMP)

@@ -83,3 +83,16 @@ def test_encode_input_layouts():
     assert out.shape == (3, 2, 4) and torch.equal(out[1, 0], ev[0, 1])
     with pytest.raises(ValueError, match="unknown input kind"):
         encode_input(x, "audio", 2)
+
+
+def test_train_limit_cuts_only_the_training_split():
+    from spikeforge.train.builders import load_data
+    from spikeforge.train.config import RecipeError
+
+    cfg = resolve({"model": {"name": "mlp"}, "data": {"name": "digits", "train_limit": 100, "limit": 50}})
+    assert len(load_data(cfg, "train")) == 100
+    assert len(load_data(cfg, "test")) == 50
+    cfg = resolve({"model": {"name": "mlp"}, "data": {"name": "digits", "limit": 40}})
+    assert len(load_data(cfg, "train")) == 40 and len(load_data(cfg, "test")) == 40
+    with pytest.raises(RecipeError, match="data.train_limit must be null or an integer >= 1"):
+        resolve({"model": {"name": "mlp"}, "data": {"name": "digits", "train_limit": 0}})

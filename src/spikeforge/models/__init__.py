@@ -11,10 +11,10 @@ from .neuroclip import (
     zero_shot_logits,
 )
 from .outputs import ModelOutput
-from .registry import SpikingModel, create_model, list_models, model_entry, register_model
+from .registry import SpikingModel, create_model, list_models, model_entry, register_model, to_ann
 
 __all__ = [
     "FewShotHead", "InterTimestepAdapter", "ModelOutput", "SpikingModel", "ZeroShotHead", "class_prompts",
     "create_model", "frame_cosines", "list_models", "model_entry", "prompt_template", "register_model",
-    "zero_shot_logits",
+    "to_ann", "zero_shot_logits",
 ]

@@ -453,7 +453,9 @@ def _export_neuron(act: DualAct, cfg: NeuronConfig, hw: tuple[int, int] | None) 
 @register_model
 def joint_asnn_resnet18(num_classes: int = 10, in_channels: int = 3, width: float = 1.0, neuron: Any = None,
                         bn_weight_init: float = 1.0, input_size: tuple[int, int] | None = None,
-                        snn_bn: str = "per_step") -> JointASNN:
+                        snn_bn: str = "per_step", blocks: tuple[int, ...] = (2, 2, 2, 2)) -> JointASNN:
     """Joint A-SNN dual-mode CIFAR ResNet-18 with three exits (arXiv:2305.02099); ``width`` scales channels.
-    ``snn_bn``: ``per_step`` (official: per-step batch statistics, one running estimate) or ``shared`` (over T·B)."""
-    return JointASNN(num_classes, in_channels, width, (2, 2, 2, 2), neuron, bn_weight_init, input_size, snn_bn)
+    ``snn_bn``: ``per_step`` (official: per-step batch statistics, one running estimate) or ``shared`` (over T·B).
+    ``blocks``: BasicBlocks per stage (the paper's ResNet-18 is ``(2, 2, 2, 2)``; the SNN branch then has the shape
+    of ``cifar_resnet`` with the same ``blocks``)."""
+    return JointASNN(num_classes, in_channels, width, tuple(blocks), neuron, bn_weight_init, input_size, snn_bn)

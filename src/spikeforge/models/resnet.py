@@ -205,6 +205,20 @@ def resnet19(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequ
 
 
 @register_model
+def cifar_resnet(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
+                 width: float = 1.0, blocks: Sequence[int] = (2, 2, 2, 2), neuron: Any = None,
+                 style: str = "standard", norm: str = "bn", max_steps: int = 64) -> SpikingResNet:
+    """CIFAR ResNet-18 family: one 3×3 stride-1 conv-BN-spike stem of 64 channels (no pooling), four stages
+    64-128-256-512 (× ``width``) of ``blocks`` BasicBlocks with 1×1 conv + BN shortcuts, FC → k. This is the SNN
+    branch of Joint A-SNN (``joint_asnn_resnet18`` with the same ``blocks``, arXiv:2305.02099,
+    ``docs/methods/joint_asnn.md``) without its exits; ``blocks=(1, 1, 1, 1)`` is the ResNet-10 of
+    ``spikeforge study``."""
+    return SpikingResNet(tuple(blocks), _IMAGENET_WIDTHS, num_classes=num_classes, in_channels=in_channels,
+                         input_size=input_size, width=width, stem="cifar", stem_width=64, neuron=neuron,
+                         style=style, norm=norm, max_steps=max_steps)
+
+
+@register_model
 def resnet20(num_classes: int = 10, in_channels: int = 3, input_size: int | Sequence[int] = (32, 32),
              width: float = 1.0, neuron: Any = None, style: str = "standard", norm: str = "bn",
              max_steps: int = 64, tdbn_alpha: float | Mapping[str, float] | None = None) -> SpikingResNet:

@@ -22,11 +22,13 @@ __all__ = [
 
 
 def load_data(cfg: Mapping[str, Any], split: str) -> Any:
-    """``spikeforge.data.get(name, split, root=, limit=, **options)`` for the recipe's data section."""
+    """``spikeforge.data.get(name, split, root=, limit=, **options)`` for the recipe's data section
+    (``data.train_limit``, when set, replaces ``data.limit`` for the training split)."""
     from .. import data as data_mod
 
     d = cfg["data"]
-    return data_mod.get(d["name"], split, root=d["root"], limit=d["limit"], **dict(d["options"] or {}))
+    limit = d["train_limit"] if split == "train" and d.get("train_limit") is not None else d["limit"]
+    return data_mod.get(d["name"], split, root=d["root"], limit=limit, **dict(d["options"] or {}))
 
 
 def build_objective(cfg: Mapping[str, Any]) -> Any:

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "name": "digits",   # registered dataset (spikeforge data list)
         "root": None,       # folder holding the files (None: $SPIKEFORGE_DATA and system locations)
         "limit": None,      # first N training and first N test samples
+        "train_limit": None,  # first N training samples (overrides limit for the training split)
         "augment": {},      # spikeforge.data.transforms.build spec (random_crop, hflip, autoaugment, cutout, roll)
         "options": {},      # extra keyword arguments of spikeforge.data.get (T, n_points, ...)
         "workers": 4,       # DataLoader worker processes of streamed datasets (imagenet); in-memory data ignore it
@@ -295,6 +296,9 @@ def resolve(recipe: Mapping[str, Any]) -> dict[str, Any]:
         (isinstance(cfg["seed"], int), "seed must be an integer"),
         (cfg["data"]["limit"] is None or (isinstance(cfg["data"]["limit"], int) and cfg["data"]["limit"] >= 1),
          "data.limit must be null or an integer >= 1"),
+        (cfg["data"]["train_limit"] is None or (isinstance(cfg["data"]["train_limit"], int)
+                                                and cfg["data"]["train_limit"] >= 1),
+         "data.train_limit must be null or an integer >= 1"),
         (isinstance(cfg["data"]["workers"], int) and cfg["data"]["workers"] >= 0,
          "data.workers must be an integer >= 0"),
         (cfg["optim"]["name"] in ("sgd", "adam", "adamw"), "optim.name must be sgd, adam or adamw"),
