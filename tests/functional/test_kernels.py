@@ -367,3 +367,27 @@ def test_constant_marker_matches_torch_without_importing_dynamo():
     code = "import sys, spikeforge, spikeforge.bench.step; print('torch._dynamo' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"  # importing spikeforge does not pay for torch._dynamo
+
+
+@pytest.mark.parametrize("backend", ["fused", "cpp"])
+def test_unused_membrane_output_gets_no_zero_gradient_and_the_same_gradients(backend):
+    """Only the spikes feed the loss: the custom op's backward gets no materialised zero gradient of the full
+    [T, B, ...] membrane (a needless fill per layer per step); the gradients stay those of the reference."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(4, 3, 8, 5, 5, generator=g)
+    w = torch.randn(4, 3, 8, 5, 5, generator=g)
+    spec = NeuronSpec(surrogate=surrogate("atan", alpha=2.0))
+    grads = {}
+    for name in ("reference", backend):
+        x = x0.clone().requires_grad_()
+        s, _, _ = multistep(x, spec, decay=0.5, threshold=0.5, backend=name)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            (s * w).sum().backward()
+        grads[name] = x.grad
+        if name == backend:
+            fills = [e for e in prof.events() if e.name in ("aten::fill_", "aten::zero_")
+                     and e.input_shapes and list(e.input_shapes[0]) == list(x0.shape)]
+            assert fills == []
+    torch.testing.assert_close(grads[backend], grads["reference"], rtol=1e-6, atol=1e-6)

@@ -330,8 +330,8 @@ def _(x, v0, decay, threshold, threshold_low, spec, backend, time_varying, low_v
 
 
 @torch.library.custom_op("spikeforge::neuron_multistep_backward", mutates_args=())
-def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor, x: Tensor, v0: Tensor, decay: Tensor,
-                               threshold: Tensor, threshold_low: Tensor | None, spec: str, backend: str,
+def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor | None, x: Tensor, v0: Tensor,
+                               decay: Tensor, threshold: Tensor, threshold_low: Tensor | None, spec: str, backend: str,
                                time_varying: bool, low_varying: bool, needs: list[bool]
                                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     grads = _kernel(backend).backward(h, g_s, g_v, g_h, x if x.numel() else None, v0, decay, threshold,
@@ -354,10 +354,16 @@ def _setup_context(ctx, inputs, output) -> None:
     keep_x = spec_from_key(spec).decay_input and decay.requires_grad
     ctx.save_for_backward(output[2], x if keep_x else x.new_empty(0), v0, decay, threshold, threshold_low)
     ctx.args = (spec, backend, tv, low_tv)
+    # an unused output (the membrane h, usually) gets no zero gradient of the full [T, B, ...] size
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, g_s, g_v, g_h):
     h, x, v0, decay, threshold, threshold_low = ctx.saved_tensors
+    if g_s is None:
+        g_s = torch.zeros_like(h)
+    if g_v is None:
+        g_v = torch.zeros_like(v0)
     needs = list(ctx.needs_input_grad[:5])
     grads = torch.ops.spikeforge.neuron_multistep_backward(
         h, g_s, g_v, g_h, x, v0, decay, threshold, threshold_low, *ctx.args, needs)
