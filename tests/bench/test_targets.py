@@ -22,7 +22,8 @@ def test_folded_inference_runs_every_variant_against_vanilla():
     res = measure_folded_inference(cfg)
     assert [r.variant for r in res] == ["mpbn", "ternary", "real-spike"]
     for r in res:
-        assert len(r.variant_s) == len(r.vanilla_s) == 2 and r.ratio > 0 and len(r.profile) == 2
+        assert len(r.variant_s) == len(r.vanilla_s) == 2 and r.ratio > 0 and len(r.profile) == 3
+        assert r.profile[0].startswith("neurons: ")  # which backend the folded neurons ran on
 
 
 def test_trained_vgg4_has_a_trained_state_that_folds_exactly():
@@ -40,7 +41,7 @@ def test_trained_vgg4_has_a_trained_state_that_folds_exactly():
 
 def test_pointnet_epochs_at_both_t():
     res = measure_pointnet(PointNetConfig(batch=2, points=16, batches=1, epochs=2, threads=None, profile_top=1))
-    assert len(res.short_s) == len(res.long_s) == 2 and res.long_steps == 4 and len(res.profile) == 1
+    assert len(res.short_s) == len(res.long_s) == 2 and res.long_steps == 4 and len(res.profile) == 2
 
 
 def test_saved_tensors_are_attributed_to_their_module():
@@ -61,3 +62,17 @@ def test_bad_configs_are_clear_errors():
         InferenceConfig(variants=("plif",))
     with pytest.raises(ValueError, match="width"):
         PointNetConfig(width=2.0)
+
+
+def test_neuron_backends_names_the_backend_and_why_not_the_first_choice():
+    from spikeforge.bench.targets import neuron_backends
+    from spikeforge.functional import NeuronSpec, multistep
+
+    x = torch.randn(3, 2, 4)
+    with neuron_backends() as used:
+        multistep(x, NeuronSpec(), decay=0.5, threshold=0.5, backend="fused")
+        multistep(x, NeuronSpec(), decay=0.5, threshold=0.5, backend="fused")
+    assert used == ["neurons: fused x2 (cpp: backend='fused' requested)"]
+    with neuron_backends() as used:
+        multistep(x, NeuronSpec(), decay=0.5, threshold=torch.rand(4) + 0.5)  # auto: per-element threshold
+    assert len(used) == 1 and used[0].startswith("neurons: ")

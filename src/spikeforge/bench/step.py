@@ -412,13 +412,15 @@ def profile_step(library: str, cfg: StepConfig, top: int = 4, by: str = "time") 
     """One training step (after a set-up step) in this process: its ``top`` operators by self CPU time
     (``by="time"``, :func:`spikeforge.bench.targets.top_ops`) or the modules whose tensors autograd saves for
     backward (``by="memory"``, :func:`spikeforge.bench.targets.saved_tensors_by_module`)."""
-    from .targets import saved_tensors_by_module, top_ops
+    from .targets import neuron_backends, saved_tensors_by_module, top_ops
 
     if by not in ("time", "memory"):
         raise ValueError(f"by must be 'time' or 'memory', got {by!r}")
     step, _, model = _training_step(library, cfg)
     step()
-    return top_ops(step, top) if by == "time" else saved_tensors_by_module(model, step, top)
+    with neuron_backends() as used:
+        rows = top_ops(step, top) if by == "time" else saved_tensors_by_module(model, step, top)
+    return (used if library.startswith("spikeforge") else []) + rows
 
 
 def profile_step_in_subprocess(library: str, cfg: StepConfig, top: int = 4, by: str = "time",

@@ -20,13 +20,14 @@ with the requested thread count, like the step benchmark.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["FOLD_VARIANTS", "InferenceConfig", "PointNetConfig", "measure_folded_inference", "measure_pointnet",
-           "run_in_subprocess", "saved_tensors_by_module", "top_ops", "trained_vgg4"]
+           "neuron_backends", "run_in_subprocess", "saved_tensors_by_module", "top_ops", "trained_vgg4"]
 
 FOLD_VARIANTS: tuple[str, ...] = ("mpbn", "ternary", "real-spike")
 
@@ -115,6 +116,34 @@ def top_ops(fn: Callable[[], object], top: int = 4) -> list[str]:
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
     return [f"{e.key} {e.self_cpu_time_total / 1e3:.0f} ms ({100 * e.self_cpu_time_total / total:.0f} %, "
             f"{e.count} calls)" for e in events[:top]]
+
+
+@contextlib.contextmanager
+def neuron_backends() -> Iterator[list[str]]:
+    """Within the block, record which backend ran each neuron call and, when it was not the device's first
+    choice (C++ on CPU, Triton on CUDA), why: the list gets one ``"neurons: fused x4 (cpp: <reason>)"`` line
+    on exit."""
+    from ..functional import kernels
+
+    seen: dict[tuple[str, str | None], int] = {}
+    original = kernels.select_backend
+
+    def spy(call: Any, backend: str = "auto") -> Any:
+        chosen = original(call, backend)
+        first = kernels._auto_order(call.x)[0]
+        why = kernels.get_backend(first).supports(call) or f"backend={backend!r} requested"
+        reason = None if chosen.name == first else f"{first}: {why}"
+        seen[(chosen.name, reason)] = seen.get((chosen.name, reason), 0) + 1
+        return chosen
+
+    out: list[str] = []
+    kernels.select_backend = spy
+    try:
+        yield out
+    finally:
+        kernels.select_backend = original
+        parts = [f"{name} x{n}" + (f" ({why})" if why else "") for (name, why), n in seen.items()]
+        out.append("neurons: " + ("; ".join(parts) or "none"))
 
 
 def saved_tensors_by_module(model: nn.Module, fn: Callable[[], object], top: int = 4) -> list[str]:
@@ -206,8 +235,9 @@ def measure_folded_inference(cfg: InferenceConfig) -> list[InferenceResult]:
             res[v].variant_s.append(timed(m))
     if cfg.profile_top:
         for v, m in folded.items():
-            with torch.no_grad():
+            with torch.no_grad(), neuron_backends() as used:
                 res[v].profile = top_ops(functools.partial(m, x), cfg.profile_top)
+            res[v].profile = used + res[v].profile
     return list(res.values())
 
 
@@ -252,7 +282,11 @@ def measure_pointnet(cfg: PointNetConfig) -> PointNetResult:
             d = epoch(t)
             if e > 0:
                 times[t].append(d)
-    prof = top_ops(lambda: step(1, 0), cfg.profile_top) if cfg.profile_top else []
+    prof: list[str] = []
+    if cfg.profile_top:
+        with neuron_backends() as used:
+            prof = top_ops(lambda: step(1, 0), cfg.profile_top)
+        prof = used + prof
     return PointNetResult(times[1], times[cfg.long_steps], cfg.long_steps, prof)
 
 
