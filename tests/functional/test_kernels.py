@@ -128,13 +128,18 @@ def _spec(spike: str, reset: str, i: int) -> NeuronSpec:
                       detach_reset=sub >= 2, v_reset=v_reset, soft_reset_amount=amount)
 
 
-def expected_support(backend: str, granularity: str, mpbn: bool, learn: bool = False, mpr: bool = False) -> bool:
+def expected_support(backend: str, granularity: str, mpbn: bool, learn: bool = False, mpr: bool = False,
+                     spec: NeuronSpec | None = None) -> bool:
     """What each backend claims to run (asserted, so that no backend silently hands a call to another)."""
     if backend in ("reference", "fused"):
         return True
     if mpbn or learn or mpr:
         return False
-    return granularity == "scalar" if backend == "cpp" else True
+    if backend != "cpp" or granularity == "scalar":
+        return True
+    # C++: time-invariant thresholds per channel/element, except a soft reset by that threshold
+    soft_by_threshold = spec is not None and spec.reset == "soft" and spec.soft_reset_amount is None
+    return granularity in ("channel", "element") and not soft_by_threshold
 
 
 GRID = list(itertools.product(["binary", "ternary"], ["hard", "soft", "none"], GRANULARITY, [False, True]))
@@ -154,7 +159,7 @@ def test_backend_equals_reference(backend, spike, reset, granularity, mpbn, requ
     norm = _norm(per_element=i % 4 == 1, per_step=i % 3 == 0, training=i % 5 != 2, g=g) if mpbn else None
     call = make_call(torch.zeros(T, B, C, L, dtype=torch.float64), spec, decay=0.6, threshold=thr, norm=norm)
     reason = get_backend(backend).supports(call)
-    assert (reason is None) == expected_support(backend, granularity, mpbn), reason
+    assert (reason is None) == expected_support(backend, granularity, mpbn, spec=spec), reason
     if reason is not None:
         with pytest.raises(ValueError, match=f"backend '{backend}'"):
             multistep(call.x, spec, decay=0.6, threshold=thr, norm=norm, backend=backend)
@@ -250,8 +255,10 @@ def test_unsupported_call_names_the_reason():
     spec = NeuronSpec()
     report = backend_support(make_call(x, spec, decay=0.25, threshold=torch.full((4,), 0.5), pre_fire=lambda h, t: h))
     assert report["reference"] is None and "pre_fire" in report["fused"] and "MPBN" in report["cpp"]
-    with pytest.raises(ValueError, match="backend 'cpp'.*scalar threshold"):
-        multistep(x, spec, decay=0.25, threshold=torch.full((4,), 0.5), backend="cpp")
+    with pytest.raises(ValueError, match="backend 'cpp'.*time-invariant thresholds"):
+        multistep(x, spec, decay=0.25, threshold=torch.full((3, 1, 4), 0.5), backend="cpp")  # one per step
+    with pytest.raises(ValueError, match="backend 'cpp'.*soft reset by a per-neuron threshold"):
+        multistep(x, NeuronSpec(reset="soft"), decay=0.25, threshold=torch.full((4,), 0.5), backend="cpp")
     with pytest.raises(ValueError, match="backend 'triton'.*(CUDA|triton)"):
         multistep(x, spec, decay=0.25, threshold=0.5, backend="triton")
 

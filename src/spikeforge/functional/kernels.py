@@ -195,21 +195,35 @@ class CppBackend(KernelBackend):
         reason = _common_limits(call, _cpu_kernel.SURROGATE_IDS)
         if reason is not None:
             return reason
-        if call.time_varying or call.threshold.numel() != 1:
-            return "the C++ kernel takes a scalar threshold (per-channel/element/step thresholds: fused or triton)"
+        if call.time_varying:
+            return "the C++ kernel takes time-invariant thresholds (per-step thresholds: fused or triton)"
+        if call.threshold.numel() != 1:
+            if call.spec.reset == "soft" and call.spec.soft_reset_amount is None:
+                return "a soft reset by a per-neuron threshold runs in the fused loop (the C++ kernel: scalar amount)"
+            try:
+                fits = torch.broadcast_shapes(call.threshold.shape, x.shape[1:]) == x.shape[1:]
+            except RuntimeError:
+                fits = False
+            if not fits:
+                return f"threshold {tuple(call.threshold.shape)} does not broadcast to x[0] {tuple(x.shape[1:])}"
         status = _cpp_status()
         return None if status == "built" else f"the C++ kernel is {status}"
 
     @staticmethod
-    def _args(spec: NeuronSpec, decay: Tensor, thr: Tensor) -> tuple[Any, ...]:
-        t = float(thr)
+    def _args(spec: NeuronSpec, decay: Tensor, thr: Tensor, like: Tensor) -> tuple[Any, ...]:
+        """Kernel arguments; a threshold per channel/element goes in as one contiguous value per neuron of
+        ``like`` (``x[0]``), read once per block of neurons."""
+        if thr.numel() == 1:
+            t, per_neuron = float(thr), None
+        else:
+            t, per_neuron = 0.0, thr.detach().to(like.dtype).expand(like.shape).contiguous().reshape(-1)
         amount = t if spec.soft_reset_amount is None else spec.soft_reset_amount
-        return float(decay), spec.decay_input, t, _RESET_IDS[spec.reset], spec.v_reset, amount
+        return float(decay), spec.decay_input, t, per_neuron, _RESET_IDS[spec.reset], spec.v_reset, amount
 
     def forward(self, x, v0, decay, thr, low, spec, tv, low_tv):
         k = _cpu_kernel.kernel()
         assert k is not None
-        s, h, v = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *self._args(spec, decay, thr),
+        s, h, v = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *self._args(spec, decay, thr, v0),
                                 spec.spike == "ternary")
         return s, v.view(x.shape[1:]), h
 
@@ -217,7 +231,7 @@ class CppBackend(KernelBackend):
         k = _cpu_kernel.kernel()
         assert k is not None
         g_x, g_v0 = k.lif_backward(g_s.contiguous(), None if g_h is None else g_h.contiguous(),
-                                   g_v.contiguous().reshape(-1), h.contiguous(), *self._args(spec, decay, thr),
+                                   g_v.contiguous().reshape(-1), h.contiguous(), *self._args(spec, decay, thr, v0),
                                    spec.detach_reset, _cpu_kernel.SURROGATE_IDS[spec.surrogate.name],
                                    spec.surrogate.param, spec.spike == "ternary")
         return g_x, g_v0.view(h.shape[1:]), None, None, None
