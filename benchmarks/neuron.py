@@ -179,12 +179,12 @@ _DISCUSSION = """## Discussion
 **What spikeforge runs.** `multistep(..., backend="auto")` on CPU uses a small C++ kernel
 (`src/spikeforge/functional/csrc/neuron_cpu.cpp`, built with `torch.utils.cpp_extension.load` at first use and
 cached; backends: `docs/neuron_kernels.md`) whenever it covers the call: binary or ternary spikes, scalar decay and
-threshold without gradient, any reset, the built-in surrogates. It walks each block of 4096 neurons through all T
-steps with the membrane in L1, so the forward reads `x` once and writes `s` and `h` once, and the backward reads
-`g_s` and `h` once and writes `g_x` once. Spikes are bit-identical to the reference loop (no fused multiply-add,
-same rounding order); gradients agree to float rounding (tests: `tests/functional/test_cpu_kernel.py`). Where it
-cannot be built (no compiler) a `RuntimeWarning` says so once and the pure-PyTorch fused loop (`spikeforge-pyfused`
-row) runs instead; `SPIKEFORGE_CPU_KERNEL=0` turns it off.
+a scalar, per-channel or per-element threshold without gradient, any reset, the built-in surrogates. It walks each
+block of 4096 neurons through all T steps with the membrane in L1, so the forward reads `x` once and writes `s` and
+`h` once, and the backward reads `g_s` and `h` once and writes `g_x` once. Spikes are bit-identical to the reference
+loop (no fused multiply-add, same rounding order); gradients agree to float rounding (tests:
+`tests/functional/test_cpu_kernel.py`). Where it cannot be built (no compiler) a `RuntimeWarning` says so once and
+the pure-PyTorch fused loop (`spikeforge-pyfused` row) runs instead; `SPIKEFORGE_CPU_KERNEL=0` turns it off.
 
 **Why the pure-PyTorch paths cannot reach 3x.** SpikingJelly 2.0 on CPU already runs a fused autograd loop of its
 own (whole time loop as one autograd node, backward as one reverse loop), so any PyTorch-level loop is in the same
