@@ -47,7 +47,7 @@ bench-neuron: $(STAMP)
 # needs Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist). In the background:
 #   nohup make study > study.log 2>&1 &
 study: $(STAMP)
-	$(BIN)/spikeforge study --seeds 3 --out results --report docs/results.md
+	$(BIN)/spikeforge study --seeds 3 --jobs 2 --out results --report docs/results.md
 
 # smoke version on the embedded digits (minutes); results in runs/study-quick/
 study-quick: $(STAMP)

@@ -81,10 +81,10 @@ _STATIC_MODEL = {"name": "cifar_resnet", "blocks": [1, 1, 1, 1], "width": 0.125}
 _STATIC = {
     "description": "claims study, static part: Fashion-MNIST, narrow CIFAR ResNet-10",
     "model": dict(_STATIC_MODEL, neuron="lif"),
-    "data": {"name": "fashion-mnist", "train_limit": 8000},
+    "data": {"name": "fashion-mnist", "train_limit": 5000, "limit": 5000},
     "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5.0e-4},
     "schedule": {"name": "cosine", "warmup_epochs": 0.5},
-    "epochs": 4,
+    "epochs": 3,
     "batch_size": 128,
     "eval": {"every": 1000},
     "fold": {"enabled": True, "verify_samples": 64},
@@ -150,7 +150,7 @@ _EVENTS = {
     "description": "claims study, events part: simulated N-MNIST-style saccades of Fashion-MNIST, DVS-CNN, T=10",
     "model": {"name": "dvs_cnn", "widths": [8, 16], "neuron": "lif"},
     "data": {"name": "n-fashion-mnist-sim", "options": {"T": 10, "cache_dir": ".cache/spikeforge-study"},
-             "train_limit": 2500, "limit": 1000},
+             "train_limit": 2000, "limit": 1000},
     "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5.0e-4},
     "schedule": {"name": "cosine", "warmup_epochs": 0.5},
     "epochs": 3,
@@ -176,12 +176,12 @@ EVENT_METHODS: tuple[Method, ...] = (
 _POINTS = {
     "description": "claims study, points part: Fashion-MNIST images as 2-D point clouds, narrow Spiking PointNet",
     "model": {"name": "pointnet", "neuron": "pointnet", "width": 0.125, "weight_init": "pytorch"},
-    "data": {"name": "fmnist-points", "options": {"n_points": 128}, "train_limit": 3000, "limit": 1000},
+    "data": {"name": "fmnist-points", "options": {"n_points": 128}, "train_limit": 2000, "limit": 1000},
     "objective": {"name": "ce", "readout": "log_softmax_mean", "feature_transform_weight": 0.001},
     "eval": {"every": 1000, "T_sweep": 4, "votes": 3, "bn_recalibration": 8},
     "optim": {"name": "adam", "lr": 2.0e-3, "weight_decay": 1.0e-4, "no_decay": []},
     "schedule": {"name": "cosine"},
-    "epochs": 5,
+    "epochs": 4,
     "batch_size": 32,
     "eval_T": 4,
     "fold": {"enabled": True, "verify_samples": 32},
@@ -218,12 +218,12 @@ PARTS: dict[str, Part] = {
 
 #: what the full study cut for time, printed in the report
 CUTS: dict[str, str] = {
-    "static": "8,000 of the 60,000 training images (the first ones; all 10,000 test images), 4 epochs, "
+    "static": "5,000 of the 60,000 training images and 5,000 of the 10,000 test images (the first ones), 3 epochs, "
               "width 1/8 (channels 8-16-32-64), one BasicBlock per stage (ResNet-10), no augmentation; "
               "T = 4 not run",
-    "events": "2,500 training / 1,000 test recordings simulated from the first Fashion-MNIST images, 3 epochs, "
+    "events": "2,000 training / 1,000 test recordings simulated from the first Fashion-MNIST images, 3 epochs, "
               "DVS-CNN 8-16",
-    "points": "3,000 training / 1,000 test clouds of 128 points, 5 epochs, PointNet width 1/8",
+    "points": "2,000 training / 1,000 test clouds of 128 points, 4 epochs, PointNet width 1/8",
 }
 
 
