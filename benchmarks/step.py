@@ -18,10 +18,11 @@ Plan of the default run (``make bench``), every measurement in a fresh subproces
    autograd saves for backward per module for a memory target).
 
 Budget: about 75 subprocesses of ~5 s start-up (torch, spikeforge and the peer imported afresh) plus ~290 training
-steps of 0.2-5 s at one thread (per-step times measured at B = 32 under a load of 1-3: VGG-4/ResNet-19 T = 4
-0.7-1.2 s per library, PointNet T = 4 5.2 s); estimated 11-12 min on the 2-core machine (each phase logs its
-elapsed time to stderr; ``--rounds 1`` saves ~2 min). ``--quick`` runs every phase and every profile at tiny sizes
-on VGG-4 (~75 s, ~2.5 min with ``--models vgg4 resnet19``; the numbers mean nothing).
+steps of 0.2-5 s at one thread (per-step times measured at B = 32 under a load of 1-3: VGG-4/ResNet-19 T = 4 0.7-1.2
+s per library, PointNet T = 4 5.2 s); estimated 11-12 min on the 2-core machine, plus ~1 min once when the C++
+kernel has to be (re)built (each phase logs its elapsed time to stderr; ``--rounds 1`` saves ~2 min). ``--quick``
+runs every phase and every profile at tiny sizes on VGG-4 (~75 s, ~2.5 min with ``--models vgg4 resnet19``; the
+numbers mean nothing).
 
 Usage::
 
