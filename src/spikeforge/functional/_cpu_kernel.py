@@ -7,13 +7,13 @@ state in registers/L1, so the forward reads ``x`` once and writes ``s`` and ``h`
 ``g_s`` and ``h`` once and writes ``g_x`` once.
 
 Same math as the Python fused path, restricted to what it is compiled for: binary or ternary spikes (symmetric
-thresholds), no pre-fire rectifier, scalar ``decay`` and a time-invariant ``threshold`` (scalar, or one value
-per neuron for per-channel / per-element thresholds, e.g. a folded MPBN) that need no gradient, reset hard (any
-``v_reset``) / soft (by a scalar amount) / none, ``detach_reset`` and ``decay_input`` either way, and the built-in surrogates
-(rectangular, ste, triangle, sigmoid, atan, dspike). Everything else keeps the Python path. Rounding follows
-the Python path: the charge is ``decay * v + x`` rounded twice (no fused multiply-add, ``-ffp-contract=off``),
-so spikes are bit-identical to :func:`~spikeforge.functional.reference_multistep`; gradients agree to float
-rounding.
+thresholds), no pre-fire rectifier, scalar ``decay`` and a time-invariant ``threshold`` (scalar, or one value per
+neuron for per-channel / per-element thresholds, e.g. a folded MPBN) that need no gradient, reset hard (any
+``v_reset``) / soft (by a scalar amount) / none, ``detach_reset`` and ``decay_input`` either way, and the built-in
+surrogates (rectangular, ste, triangle, sigmoid, atan, dspike). Everything else keeps the Python path. Rounding
+follows the Python path: the charge is ``decay * v + x`` rounded twice (no fused multiply-add,
+``-ffp-contract=off``), so spikes are bit-identical to :func:`~spikeforge.functional.reference_multistep`; gradients
+agree to float rounding.
 
 The source is ``csrc/neuron_cpu.cpp`` (package data). It is built at first use with
 :func:`torch.utils.cpp_extension.load` (~30-60 s once; a :class:`KernelBuildNotice` warning names the directory)

@@ -108,7 +108,7 @@ class KernelBackend(NeuronBackend):
         """``(s, v_T, h)`` — three new tensors."""
         raise NotImplementedError
 
-    def backward(self, h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor | None, x: Tensor | None, v0: Tensor,
+    def backward(self, h: Tensor, g_s: Tensor, g_v: Tensor | None, g_h: Tensor | None, x: Tensor | None, v0: Tensor,
                  decay: Tensor, thr: Tensor, low: Tensor | None, spec: NeuronSpec, tv: bool, low_tv: bool,
                  needs: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
         """Gradients ``(x, v0, decay, threshold, threshold_low)``, ``None`` where ``needs`` is False."""
@@ -230,8 +230,9 @@ class CppBackend(KernelBackend):
     def backward(self, h, g_s, g_v, g_h, x, v0, decay, thr, low, spec, tv, low_tv, needs):
         k = _cpu_kernel.kernel()
         assert k is not None
-        g_x, g_v0 = k.lif_backward(g_s.contiguous(), None if g_h is None else g_h.contiguous(),
-                                   g_v.contiguous().reshape(-1), h.contiguous(), *self._args(spec, decay, thr, v0),
+        g_vT = None if g_v is None else g_v.contiguous().reshape(-1)  # None: the final state is unused (zero)
+        g_x, g_v0 = k.lif_backward(g_s.contiguous(), None if g_h is None else g_h.contiguous(), g_vT,
+                                   h.contiguous(), *self._args(spec, decay, thr, v0),
                                    spec.detach_reset, _cpu_kernel.SURROGATE_IDS[spec.surrogate.name],
                                    spec.surrogate.param, spec.spike == "ternary")
         return g_x, g_v0.view(h.shape[1:]), None, None, None
@@ -256,7 +257,8 @@ class TritonBackend(KernelBackend):
     def backward(self, h, g_s, g_v, g_h, x, v0, decay, thr, low, spec, tv, low_tv, needs):
         from . import _triton_kernel
 
-        g_x, g_v0 = _triton_kernel.backward(h, g_s, g_v, g_h, decay, thr, spec, tv)
+        g_x, g_v0 = _triton_kernel.backward(h, g_s, torch.zeros_like(h[0]) if g_v is None else g_v, g_h, decay, thr,
+                                            spec, tv)
         return g_x, g_v0, None, None, None
 
 
@@ -344,7 +346,7 @@ def _(x, v0, decay, threshold, threshold_low, spec, backend, time_varying, low_v
 
 
 @torch.library.custom_op("spikeforge::neuron_multistep_backward", mutates_args=())
-def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor | None, x: Tensor, v0: Tensor,
+def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor | None, g_h: Tensor | None, x: Tensor, v0: Tensor,
                                decay: Tensor, threshold: Tensor, threshold_low: Tensor | None, spec: str, backend: str,
                                time_varying: bool, low_varying: bool, needs: list[bool]
                                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -368,7 +370,7 @@ def _setup_context(ctx, inputs, output) -> None:
     keep_x = spec_from_key(spec).decay_input and decay.requires_grad
     ctx.save_for_backward(output[2], x if keep_x else x.new_empty(0), v0, decay, threshold, threshold_low)
     ctx.args = (spec, backend, tv, low_tv)
-    # an unused output (the membrane h, usually) gets no zero gradient of the full [T, B, ...] size
+    # an unused output (the membrane h, the final state v) gets no zero gradient: h is [T, B, ...], v is [B, ...]
     ctx.set_materialize_grads(False)
 
 
@@ -376,8 +378,6 @@ def _backward(ctx, g_s, g_v, g_h):
     h, x, v0, decay, threshold, threshold_low = ctx.saved_tensors
     if g_s is None:
         g_s = torch.zeros_like(h)
-    if g_v is None:
-        g_v = torch.zeros_like(v0)
     needs = list(ctx.needs_input_grad[:5])
     grads = torch.ops.spikeforge.neuron_multistep_backward(
         h, g_s, g_v, g_h, x, v0, decay, threshold, threshold_low, *ctx.args, needs)
