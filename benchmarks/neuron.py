@@ -165,9 +165,10 @@ rerun the command. The methodology fixes the flaws of the published SNN library 
   exact configuration of each library is in the docstring of `src/spikeforge/bench/neuron.py`.
 - **Fresh input and cleared gradients every repeat** (no `retain_graph` accumulation), warm-up repeats first,
   **median** of the pooled repeats with `time.perf_counter` (a device synchronise would bracket each phase on CUDA).
-- **Peak memory** per library in its own fresh subprocess: the Linux high-water mark `VmHWM` is reset through
-  `/proc/self/clear_refs` once input and grad_output exist, and read after one forward+backward (RSS, because
-  `tracemalloc` does not see torch's allocations; on CUDA the script uses `torch.cuda.max_memory_allocated`).
+- **Peak memory** per library in its own fresh subprocess: once input and grad_output exist, glibc returns its
+  cached free heap (`malloc_trim(0)`), the Linux high-water mark `VmHWM` is reset through `/proc/self/clear_refs`,
+  and read after one forward+backward (RSS, because `tracemalloc` does not see torch's allocations; on CUDA the
+  script uses `torch.cuda.max_memory_allocated`).
 - Forward and backward are both reported; "bwd" is fwd+bwd minus fwd of the same repeat, so no library's
   backward includes or excludes a forward that others do not.
 - `torch.get_num_threads()` is stated; CPU numbers, a conv-sized tensor and a T = 500 Linear+LIF case.
@@ -178,12 +179,12 @@ _DISCUSSION = """## Discussion
 **What spikeforge runs.** `multistep(..., backend="auto")` on CPU uses a small C++ kernel
 (`src/spikeforge/functional/csrc/neuron_cpu.cpp`, built with `torch.utils.cpp_extension.load` at first use and
 cached; backends: `docs/neuron_kernels.md`) whenever it covers the call: binary or ternary spikes, scalar decay and
-threshold without gradient, any reset, the built-in surrogates. It walks each block of 4096 neurons through all T
-steps with the membrane in L1, so the forward reads `x` once and writes `s` and `h` once, and the backward reads
-`g_s` and `h` once and writes `g_x` once. Spikes are bit-identical to the reference loop (no fused multiply-add,
-same rounding order); gradients agree to float rounding (tests: `tests/functional/test_cpu_kernel.py`). Where it
-cannot be built (no compiler) a `RuntimeWarning` says so once and the pure-PyTorch fused loop (`spikeforge-pyfused`
-row) runs instead; `SPIKEFORGE_CPU_KERNEL=0` turns it off.
+a scalar, per-channel or per-element threshold without gradient, any reset, the built-in surrogates. It walks each
+block of 4096 neurons through all T steps with the membrane in L1, so the forward reads `x` once and writes `s` and
+`h` once, and the backward reads `g_s` and `h` once and writes `g_x` once. Spikes are bit-identical to the reference
+loop (no fused multiply-add, same rounding order); gradients agree to float rounding (tests:
+`tests/functional/test_cpu_kernel.py`). Where it cannot be built (no compiler) a `RuntimeWarning` says so once and
+the pure-PyTorch fused loop (`spikeforge-pyfused` row) runs instead; `SPIKEFORGE_CPU_KERNEL=0` turns it off.
 
 **Why the pure-PyTorch paths cannot reach 3x.** SpikingJelly 2.0 on CPU already runs a fused autograd loop of its
 own (whole time loop as one autograd node, backward as one reverse loop), so any PyTorch-level loop is in the same

@@ -128,13 +128,18 @@ def _spec(spike: str, reset: str, i: int) -> NeuronSpec:
                       detach_reset=sub >= 2, v_reset=v_reset, soft_reset_amount=amount)
 
 
-def expected_support(backend: str, granularity: str, mpbn: bool, learn: bool = False, mpr: bool = False) -> bool:
+def expected_support(backend: str, granularity: str, mpbn: bool, learn: bool = False, mpr: bool = False,
+                     spec: NeuronSpec | None = None) -> bool:
     """What each backend claims to run (asserted, so that no backend silently hands a call to another)."""
     if backend in ("reference", "fused"):
         return True
     if mpbn or learn or mpr:
         return False
-    return granularity == "scalar" if backend == "cpp" else True
+    if backend != "cpp" or granularity == "scalar":
+        return True
+    # C++: time-invariant thresholds per channel/element, except a soft reset by that threshold
+    soft_by_threshold = spec is not None and spec.reset == "soft" and spec.soft_reset_amount is None
+    return granularity in ("channel", "element") and not soft_by_threshold
 
 
 GRID = list(itertools.product(["binary", "ternary"], ["hard", "soft", "none"], GRANULARITY, [False, True]))
@@ -154,7 +159,7 @@ def test_backend_equals_reference(backend, spike, reset, granularity, mpbn, requ
     norm = _norm(per_element=i % 4 == 1, per_step=i % 3 == 0, training=i % 5 != 2, g=g) if mpbn else None
     call = make_call(torch.zeros(T, B, C, L, dtype=torch.float64), spec, decay=0.6, threshold=thr, norm=norm)
     reason = get_backend(backend).supports(call)
-    assert (reason is None) == expected_support(backend, granularity, mpbn), reason
+    assert (reason is None) == expected_support(backend, granularity, mpbn, spec=spec), reason
     if reason is not None:
         with pytest.raises(ValueError, match=f"backend '{backend}'"):
             multistep(call.x, spec, decay=0.6, threshold=thr, norm=norm, backend=backend)
@@ -250,8 +255,10 @@ def test_unsupported_call_names_the_reason():
     spec = NeuronSpec()
     report = backend_support(make_call(x, spec, decay=0.25, threshold=torch.full((4,), 0.5), pre_fire=lambda h, t: h))
     assert report["reference"] is None and "pre_fire" in report["fused"] and "MPBN" in report["cpp"]
-    with pytest.raises(ValueError, match="backend 'cpp'.*scalar threshold"):
-        multistep(x, spec, decay=0.25, threshold=torch.full((4,), 0.5), backend="cpp")
+    with pytest.raises(ValueError, match="backend 'cpp'.*time-invariant thresholds"):
+        multistep(x, spec, decay=0.25, threshold=torch.full((3, 1, 4), 0.5), backend="cpp")  # one per step
+    with pytest.raises(ValueError, match="backend 'cpp'.*soft reset by a per-neuron threshold"):
+        multistep(x, NeuronSpec(reset="soft"), decay=0.25, threshold=torch.full((4,), 0.5), backend="cpp")
     with pytest.raises(ValueError, match="backend 'triton'.*(CUDA|triton)"):
         multistep(x, spec, decay=0.25, threshold=0.5, backend="triton")
 
@@ -318,6 +325,17 @@ def test_build_name_keyed_by_environment_and_source(monkeypatch):
     monkeypatch.setattr(torch, "__version__", "0.0.0+other")
     assert _cpu_kernel.build_name() != base
     assert _cpu_kernel.source_path().is_file()
+    monkeypatch.undo()
+
+
+def test_build_name_keyed_by_source_location(monkeypatch, tmp_path):
+    """Two checkouts with the same source text get different build directories (build.ninja names the path)."""
+    base = _cpu_kernel.build_name()
+    copy = tmp_path / "csrc" / "neuron_cpu.cpp"
+    copy.parent.mkdir()
+    copy.write_text(_cpu_kernel.source_path().read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(_cpu_kernel, "source_path", lambda: copy)
+    assert _cpu_kernel.build_name() != base
 
 
 def test_first_build_announces_itself(monkeypatch, tmp_path):
@@ -338,3 +356,48 @@ def test_first_build_announces_itself(monkeypatch, tmp_path):
         assert _cpu_kernel.kernel() is not None
     assert seen["sources"] == [str(_cpu_kernel.source_path())]
     assert seen["build_directory"] == str(tmp_path / seen["name"])
+
+
+def test_constant_marker_matches_torch_without_importing_dynamo():
+    import subprocess
+    import sys
+
+    def f() -> int:
+        return 1
+
+    def g() -> int:
+        return 1
+
+    kernels.assume_constant_result(f)
+    torch.compiler.assume_constant_result(g)
+    assert vars(f) == vars(g) and vars(f)  # the same marker dynamo reads
+    code = "import sys, spikeforge, spikeforge.bench.step; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"  # importing spikeforge does not pay for torch._dynamo
+
+
+@pytest.mark.parametrize("backend", ["fused", "cpp"])
+def test_unused_membrane_output_gets_no_zero_gradient_and_the_same_gradients(backend):
+    """Only the spikes feed the loss: the custom op's backward gets no materialised zero gradient of the full
+    [T, B, ...] membrane nor of the final state (needless fills per layer per step; at T = 1 both are as large
+    as the input); the gradients stay those of the reference."""
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator().manual_seed(5)
+    x0 = torch.randn(4, 3, 8, 5, 5, generator=g)
+    w = torch.randn(4, 3, 8, 5, 5, generator=g)
+    spec = NeuronSpec(surrogate=surrogate("atan", alpha=2.0))
+    grads = {}
+    for name in ("reference", backend):
+        x = x0.clone().requires_grad_()
+        s, _, _ = multistep(x, spec, decay=0.5, threshold=0.5, backend=name)
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+            (s * w).sum().backward()
+        grads[name] = x.grad
+        if name == backend:
+            fills = [list(e.input_shapes[0]) for e in prof.events() if e.name in ("aten::fill_", "aten::zero_")
+                     and e.input_shapes]
+            assert list(x0.shape) not in fills  # no zero gradient for the unused membrane h
+            if backend == "cpp":
+                assert list(x0.shape[1:]) not in fills  # nor for the unused final state v
+    torch.testing.assert_close(grads[backend], grads["reference"], rtol=1e-6, atol=1e-6)

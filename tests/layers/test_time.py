@@ -38,3 +38,27 @@ def test_rank_errors():
 
 def test_state_dict_keys_are_torch_keys():
     assert set(layers.Conv2d(3, 4, 3).state_dict()) == set(nn.Conv2d(3, 4, 3).state_dict())
+
+
+@pytest.mark.parametrize("size", [(7, 9), (8, 6)])  # (8, 6): tiling 2x2 windows, the fill-free backward
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=2), dict(kernel_size=(2, 3)),
+                                    dict(kernel_size=3, stride=2, padding=1),
+                                    dict(kernel_size=3, stride=2, ceil_mode=True, count_include_pad=False),
+                                    dict(kernel_size=(2, 3), stride=(1, 2), divisor_override=5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_backward_keeps_no_input_and_equals_autograd_bit_for_bit(kwargs, channels_last, size):
+    T, B = 3, 2
+    spikes = (torch.rand(T * B, 4, *size) > 0.6).float()
+    if channels_last:
+        spikes = spikes.contiguous(memory_format=torch.channels_last)
+    g = torch.randn_like(nn.AvgPool2d(**kwargs)(spikes)).reshape(T, B, 4, *nn.AvgPool2d(**kwargs)(spikes).shape[2:])
+    x_ref = spikes.clone().requires_grad_()
+    ref = nn.AvgPool2d(**kwargs)(x_ref).reshape(g.shape)
+    ref.backward(g)
+    x = spikes.reshape(T, B, 4, *size).clone().requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        out = layers.AvgPool2d(**kwargs)(x)
+    assert saved == []  # nothing kept for backward
+    out.backward(g)
+    assert torch.equal(out, ref) and torch.equal(x.grad.reshape(x_ref.shape), x_ref.grad)

@@ -31,8 +31,9 @@ library is configured for that:
 
 Timing: fresh input and cleared gradients every repeat (no ``retain_graph`` accumulation), ``warmup``
 untimed repeats, median of ``repeats`` with :func:`time.perf_counter` (and a device synchronise on CUDA).
-Peak memory: each library runs in a fresh subprocess; on Linux the kernel's high-water mark ``VmHWM`` is
-reset (``/proc/self/clear_refs``) after the input and ``grad_output`` exist and read after one
+Peak memory (:mod:`.memory`): each library runs in a fresh subprocess; on Linux, after the input and
+``grad_output`` exist, glibc's cached free heap is returned (``malloc_trim(0)``), the kernel's high-water mark
+``VmHWM`` is reset (``/proc/self/clear_refs``) and read after one
 forward+backward, so the number is the peak *extra* resident memory of that step (on CUDA:
 ``torch.cuda.max_memory_allocated`` above the resident baseline).
 """
@@ -40,7 +41,6 @@ forward+backward, so the number is the peak *extra* resident memory of that step
 from __future__ import annotations
 
 import argparse
-import gc
 import importlib
 import json
 import math
@@ -55,6 +55,8 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import Tensor
+
+from .memory import peak_extra_memory
 
 __all__ = [
     "CASES", "LIBRARIES", "Agreement", "BenchConfig", "LIFParams", "Measurement", "available_libraries",
@@ -343,43 +345,10 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_memory(fn: NeuronFn, params: list[Tensor], cfg: BenchConfig, x: Tensor, g: Tensor) -> tuple[int | None, str]:
-    """Peak extra memory of one forward+backward, with x and g already resident."""
-    gc.collect()
-    if cfg.device.startswith("cuda"):
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        fn(x).backward(g)
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - base, "torch.cuda.max_memory_allocated"
-    rss_kib = _status_kib("VmRSS")
-    if rss_kib is not None and _reset_peak_rss():
-        fn(x).backward(g)
-        peak_kib = _status_kib("VmHWM")
-        if peak_kib is not None:
-            return (peak_kib - rss_kib) * 1024, "VmHWM - VmRSS of a fresh subprocess (Linux)"
-    return None, "unavailable (no /proc/self/clear_refs)"
+    """Peak extra memory of one forward+backward, with x and g already resident (:mod:`.memory`)."""
+    reading = peak_extra_memory(lambda: fn(x).backward(g), cfg.device)
+    return reading.peak_bytes, reading.method
 
 
 def measure(library: str, cfg: BenchConfig, *, memory: bool = True) -> Measurement:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import math
 import statistics
@@ -46,10 +45,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .neuron import LIFParams, _ATanSpike, _reset_peak_rss, _status_kib, library_version
+from .memory import peak_extra_memory
+from .neuron import LIFParams, _ATanSpike, library_version
 
 __all__ = ["MODELS", "STEP_LIBRARIES", "StepAgreement", "StepConfig", "StepMeasurement", "build",
-           "check_step_agreement", "measure_step", "measure_step_in_subprocess", "measure_step_rounds"]
+           "check_step_agreement", "measure_step", "measure_step_in_subprocess", "measure_step_rounds",
+           "profile_step", "profile_step_in_subprocess"]
 
 MODELS: tuple[str, ...] = ("vgg4", "resnet19")
 STEP_LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-compressed", "spikingjelly", "snntorch", "norse",
@@ -71,8 +72,10 @@ class StepConfig:
     threads: int | None = None
     seed: int = 0
     lr: float = 0.01
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        torch.device(self.device)  # raises on a malformed device string
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {MODELS}, got {self.model!r}")
         if min(self.steps, self.batch, self.input_size, self.repeats) < 1 or self.warmup < 0:
@@ -103,6 +106,7 @@ class StepMeasurement:
     fwd_s: list[float]
     peak_mem_bytes: int | None
     load: float
+    memory_method: str = ""
 
     @property
     def median(self) -> float:
@@ -373,48 +377,94 @@ def _loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     return F.cross_entropy(model(x).mean(0), y)
 
 
-def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepMeasurement:
-    """Time ``library``'s training step in this process (peak memory of one step first, when ``memory``)."""
-    import os
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
+
+def _training_step(library: str, cfg: StepConfig) -> tuple[Callable[[], tuple[float, float]], torch.optim.Optimizer,
+                                                            nn.Module]:
+    """``step()`` -> (step seconds, forward seconds) of ``library``'s net, its optimizer and the net (threads set
+    here)."""
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
-    model = build(library, cfg)
+    model = build(library, cfg).to(cfg.device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    x, y = _data(cfg)
+    x, y = (t.to(cfg.device) for t in _data(cfg))
 
     def step() -> tuple[float, float]:
+        _sync(cfg.device)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = _loss(model, x, y)
+        _sync(cfg.device)
         t1 = time.perf_counter()
         loss.backward()
         opt.step()
+        _sync(cfg.device)
         return time.perf_counter() - t0, t1 - t0
 
+    return step, opt, model
+
+
+def profile_step(library: str, cfg: StepConfig, top: int = 4, by: str = "time") -> list[str]:
+    """One training step (after a set-up step) in this process: its ``top`` operators by self CPU time
+    (``by="time"``, :func:`spikeforge.bench.targets.top_ops`) or the modules whose tensors autograd saves for
+    backward (``by="memory"``, :func:`spikeforge.bench.targets.saved_tensors_by_module`)."""
+    from .targets import neuron_backends, saved_tensors_by_module, top_ops
+
+    if by not in ("time", "memory"):
+        raise ValueError(f"by must be 'time' or 'memory', got {by!r}")
+    step, _, model = _training_step(library, cfg)
+    step()
+    with neuron_backends() as used:
+        rows = top_ops(step, top) if by == "time" else saved_tensors_by_module(model, step, top)
+    return (used if library.startswith("spikeforge") else []) + rows
+
+
+def profile_step_in_subprocess(library: str, cfg: StepConfig, top: int = 4, by: str = "time",
+                               timeout: float = 1800.0) -> list[str]:
+    """:func:`profile_step` in a fresh process (same threads as the measurement)."""
+    cmd = [sys.executable, "-m", "spikeforge.bench.step", "--worker", library, cfg.to_json(), "--profile", str(top),
+           "--by", by]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step profile worker for {library!r} failed (exit {proc.returncode}):\n"
+                           f"{proc.stderr[-2000:]}")
+    return list(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def measure_step(library: str, cfg: StepConfig, *, memory: bool = True) -> StepMeasurement:
+    """Time ``library``'s training step in this process; with ``memory``, first the peak extra memory of one step.
+
+    Memory (:func:`spikeforge.bench.memory.peak_extra_memory`): one whole step (forward, backward,
+    ``optimizer.step()``) after a first set-up step, with the weights, the momentum buffers and the input batch
+    resident and the previous step's gradients freed (``zero_grad(set_to_none=True)``); glibc's cached free heap is
+    returned to the kernel first, so the step's activations, gradients and temporaries are counted even though
+    the set-up step allocated (and freed) the same sizes. For a number independent of other libraries call this in
+    a fresh process (:func:`measure_step_in_subprocess`).
+    """
+    import os
+
+    step, opt, _ = _training_step(library, cfg)
     step()  # momentum buffers, lazy set-up, kernel build
     for _ in range(cfg.warmup):
         step()
-    peak = None
+    peak, method = None, "not measured"
+    if memory:
+        opt.zero_grad(set_to_none=True)
+        reading = peak_extra_memory(step, cfg.device)
+        peak, method = reading.peak_bytes, reading.method
     times, fwd = [], []
-    for i in range(cfg.repeats):
-        # the first timed step also gives the peak memory (reading /proc is outside the timed region)
-        watch = memory and i == 0
-        if watch:
-            gc.collect()
-            rss = _status_kib("VmRSS")
-            watch = rss is not None and _reset_peak_rss()
+    for _ in range(cfg.repeats):
         t, f = step()
-        if watch:
-            hwm = _status_kib("VmHWM")
-            peak = None if hwm is None or rss is None else (hwm - rss) * 1024
         times.append(t)
         fwd.append(f)
     dist = _DIST.get(library, library)
     return StepMeasurement(library, library_version(dist) if dist in ("spikingjelly", "snntorch", "norse")
                            else _version(dist), cfg.model, cfg.steps, cfg.batch, torch.get_num_threads(), times, fwd,
-                           peak, os.getloadavg()[0])
+                           peak, os.getloadavg()[0], method)
 
 
 def _version(dist: str) -> str:
@@ -453,7 +503,7 @@ def measure_step_rounds(libraries: Sequence[str], cfg: StepConfig, rounds: int =
         out.append(StepMeasurement(lib, ms[0].version, cfg.model, cfg.steps, cfg.batch, ms[0].threads,
                                    [t for m in ms for t in m.step_s], [t for m in ms for t in m.fwd_s],
                                    int(statistics.median(peaks)) if peaks else None,
-                                   statistics.mean(m.load for m in ms)))
+                                   statistics.mean(m.load for m in ms), ms[0].memory_method))
     return out
 
 
@@ -514,8 +564,14 @@ def check_step_agreement(libraries: Sequence[str], cfg: StepConfig) -> list[Step
 def _worker(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(description="internal: one library's training step in this process, JSON out")
     ap.add_argument("--worker", nargs=2, metavar=("LIBRARY", "CONFIG_JSON"), required=True)
+    ap.add_argument("--profile", type=int, default=0, help="print the top N ops of one step instead of timing")
+    ap.add_argument("--by", choices=("time", "memory"), default="time", help="--profile: rank ops by")
     a = ap.parse_args(argv)
-    m = measure_step(a.worker[0], StepConfig.from_json(a.worker[1]))
+    cfg = StepConfig.from_json(a.worker[1])
+    if a.profile:
+        print(json.dumps(profile_step(a.worker[0], cfg, a.profile, a.by)))
+        return 0
+    m = measure_step(a.worker[0], cfg)
     print(json.dumps(asdict(m)))
     return 0
 

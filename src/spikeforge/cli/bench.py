@@ -69,7 +69,8 @@ def run_step(args: argparse.Namespace) -> int:
                   f"{a.logits_max_abs_diff:.1e}, grad rel diff {a.grad_rel_diff:.1e} {a.note}")
     res = measure_step_rounds(libs, cfg, args.rounds)
     base = res[0]
-    print("| library | step median (ms) | min-max (ms) | peak mem (MiB) | time / first | load |")
+    print(f"# peak extra memory of one step in each library's fresh process: {base.memory_method}")
+    print("| library | step median (ms) | min-max (ms) | peak extra mem (MiB) | time / first | load |")
     print("|---|---:|---:|---:|---:|---:|")
     for m in res:
         mem = "n/a" if m.peak_mem_bytes is None else f"{m.peak_mem_bytes / 2**20:.0f}"

@@ -7,12 +7,13 @@ state in registers/L1, so the forward reads ``x`` once and writes ``s`` and ``h`
 ``g_s`` and ``h`` once and writes ``g_x`` once.
 
 Same math as the Python fused path, restricted to what it is compiled for: binary or ternary spikes (symmetric
-thresholds), no pre-fire rectifier, scalar ``decay`` and ``threshold`` that need no gradient, reset hard (any
-``v_reset``) / soft / none, ``detach_reset`` and ``decay_input`` either way, and the built-in surrogates
-(rectangular, ste, triangle, sigmoid, atan, dspike). Everything else keeps the Python path. Rounding follows
-the Python path: the charge is ``decay * v + x`` rounded twice (no fused multiply-add, ``-ffp-contract=off``),
-so spikes are bit-identical to :func:`~spikeforge.functional.reference_multistep`; gradients agree to float
-rounding.
+thresholds), no pre-fire rectifier, scalar ``decay`` and a time-invariant ``threshold`` (scalar, or one value per
+neuron for per-channel / per-element thresholds, e.g. a folded MPBN) that need no gradient, reset hard (any
+``v_reset``) / soft (by a scalar amount) / none, ``detach_reset`` and ``decay_input`` either way, and the built-in
+surrogates (rectangular, ste, triangle, sigmoid, atan, dspike). Everything else keeps the Python path. Rounding
+follows the Python path: the charge is ``decay * v + x`` rounded twice (no fused multiply-add,
+``-ffp-contract=off``), so spikes are bit-identical to :func:`~spikeforge.functional.reference_multistep`; gradients
+agree to float rounding.
 
 The source is ``csrc/neuron_cpu.cpp`` (package data). It is built at first use with
 :func:`torch.utils.cpp_extension.load` (~30-60 s once; a :class:`KernelBuildNotice` warning names the directory)
@@ -49,11 +50,16 @@ def source_path() -> Path:
 
 
 def build_name() -> str:
-    """Extension name keyed by the source, the flags, the torch build and the Python environment."""
+    """Extension name keyed by the source (text and location), the flags, the torch build and the Python environment.
+
+    The location counts because the build directory's ``build.ninja`` names the source file: two checkouts of
+    the same source sharing one directory would make ninja rebuild (~1 min) every time the other one loads it.
+    """
     import torch
 
     key = "\n".join([
-        source_path().read_text(encoding="utf-8"), " ".join(_FLAGS), torch.__version__, str(torch.version.cuda),
+        source_path().read_text(encoding="utf-8"), str(source_path().resolve()), " ".join(_FLAGS),
+        torch.__version__, str(torch.version.cuda),
         str(torch._C._GLIBCXX_USE_CXX11_ABI), sys.version, sys.prefix,
     ])
     return "spikeforge_neuron_cpu_" + hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -108,7 +108,7 @@ class KernelBackend(NeuronBackend):
         """``(s, v_T, h)`` — three new tensors."""
         raise NotImplementedError
 
-    def backward(self, h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor | None, x: Tensor | None, v0: Tensor,
+    def backward(self, h: Tensor, g_s: Tensor, g_v: Tensor | None, g_h: Tensor | None, x: Tensor | None, v0: Tensor,
                  decay: Tensor, thr: Tensor, low: Tensor | None, spec: NeuronSpec, tv: bool, low_tv: bool,
                  needs: tuple[bool, ...]) -> tuple[Tensor | None, ...]:
         """Gradients ``(x, v0, decay, threshold, threshold_low)``, ``None`` where ``needs`` is False."""
@@ -168,7 +168,15 @@ def _common_limits(call: NeuronCall, surrogates: dict[str, int]) -> str | None:
     return None
 
 
-@torch.compiler.assume_constant_result
+def assume_constant_result(fn: Callable) -> Callable:
+    """``torch.compiler.assume_constant_result`` without importing ``torch._dynamo`` when spikeforge is imported
+    (that import costs ~2.5 s of every start-up): torch's decorator only marks the function with this attribute,
+    which dynamo reads when it traces (``tests/functional`` checks the two agree)."""
+    fn._dynamo_marked_constant = True  # type: ignore[attr-defined]
+    return fn
+
+
+@assume_constant_result
 def _cpp_status() -> str:
     """Builds or loads the C++ kernel at first use (outside any ``torch.compile`` trace: a constant there)."""
     _cpu_kernel.kernel()
@@ -187,29 +195,44 @@ class CppBackend(KernelBackend):
         reason = _common_limits(call, _cpu_kernel.SURROGATE_IDS)
         if reason is not None:
             return reason
-        if call.time_varying or call.threshold.numel() != 1:
-            return "the C++ kernel takes a scalar threshold (per-channel/element/step thresholds: fused or triton)"
+        if call.time_varying:
+            return "the C++ kernel takes time-invariant thresholds (per-step thresholds: fused or triton)"
+        if call.threshold.numel() != 1:
+            if call.spec.reset == "soft" and call.spec.soft_reset_amount is None:
+                return "a soft reset by a per-neuron threshold runs in the fused loop (the C++ kernel: scalar amount)"
+            try:
+                fits = torch.broadcast_shapes(call.threshold.shape, x.shape[1:]) == x.shape[1:]
+            except RuntimeError:
+                fits = False
+            if not fits:
+                return f"threshold {tuple(call.threshold.shape)} does not broadcast to x[0] {tuple(x.shape[1:])}"
         status = _cpp_status()
         return None if status == "built" else f"the C++ kernel is {status}"
 
     @staticmethod
-    def _args(spec: NeuronSpec, decay: Tensor, thr: Tensor) -> tuple[Any, ...]:
-        t = float(thr)
+    def _args(spec: NeuronSpec, decay: Tensor, thr: Tensor, like: Tensor) -> tuple[Any, ...]:
+        """Kernel arguments; a threshold per channel/element goes in as one contiguous value per neuron of
+        ``like`` (``x[0]``), read once per block of neurons."""
+        if thr.numel() == 1:
+            t, per_neuron = float(thr), None
+        else:
+            t, per_neuron = 0.0, thr.detach().to(like.dtype).expand(like.shape).contiguous().reshape(-1)
         amount = t if spec.soft_reset_amount is None else spec.soft_reset_amount
-        return float(decay), spec.decay_input, t, _RESET_IDS[spec.reset], spec.v_reset, amount
+        return float(decay), spec.decay_input, t, per_neuron, _RESET_IDS[spec.reset], spec.v_reset, amount
 
     def forward(self, x, v0, decay, thr, low, spec, tv, low_tv):
         k = _cpu_kernel.kernel()
         assert k is not None
-        s, h, v = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *self._args(spec, decay, thr),
+        s, h, v = k.lif_forward(x.contiguous(), v0.contiguous().reshape(-1), *self._args(spec, decay, thr, v0),
                                 spec.spike == "ternary")
         return s, v.view(x.shape[1:]), h
 
     def backward(self, h, g_s, g_v, g_h, x, v0, decay, thr, low, spec, tv, low_tv, needs):
         k = _cpu_kernel.kernel()
         assert k is not None
-        g_x, g_v0 = k.lif_backward(g_s.contiguous(), None if g_h is None else g_h.contiguous(),
-                                   g_v.contiguous().reshape(-1), h.contiguous(), *self._args(spec, decay, thr),
+        g_vT = None if g_v is None else g_v.contiguous().reshape(-1)  # None: the final state is unused (zero)
+        g_x, g_v0 = k.lif_backward(g_s.contiguous(), None if g_h is None else g_h.contiguous(), g_vT,
+                                   h.contiguous(), *self._args(spec, decay, thr, v0),
                                    spec.detach_reset, _cpu_kernel.SURROGATE_IDS[spec.surrogate.name],
                                    spec.surrogate.param, spec.spike == "ternary")
         return g_x, g_v0.view(h.shape[1:]), None, None, None
@@ -234,7 +257,8 @@ class TritonBackend(KernelBackend):
     def backward(self, h, g_s, g_v, g_h, x, v0, decay, thr, low, spec, tv, low_tv, needs):
         from . import _triton_kernel
 
-        g_x, g_v0 = _triton_kernel.backward(h, g_s, g_v, g_h, decay, thr, spec, tv)
+        g_x, g_v0 = _triton_kernel.backward(h, g_s, torch.zeros_like(h[0]) if g_v is None else g_v, g_h, decay, thr,
+                                            spec, tv)
         return g_x, g_v0, None, None, None
 
 
@@ -286,7 +310,7 @@ def backend_support(call: NeuronCall) -> dict[str, str | None]:
 _SPEC_FIELDS = [f.name for f in fields(NeuronSpec) if f.name != "surrogate"]
 
 
-@torch.compiler.assume_constant_result
+@assume_constant_result
 def spec_key(spec: NeuronSpec) -> str:
     """``spec`` as a string (custom ops take primitive arguments); a constant for ``torch.compile``."""
     d = {k: getattr(spec, k) for k in _SPEC_FIELDS}
@@ -322,8 +346,8 @@ def _(x, v0, decay, threshold, threshold_low, spec, backend, time_varying, low_v
 
 
 @torch.library.custom_op("spikeforge::neuron_multistep_backward", mutates_args=())
-def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor, g_h: Tensor, x: Tensor, v0: Tensor, decay: Tensor,
-                               threshold: Tensor, threshold_low: Tensor | None, spec: str, backend: str,
+def _neuron_multistep_backward(h: Tensor, g_s: Tensor, g_v: Tensor | None, g_h: Tensor | None, x: Tensor, v0: Tensor,
+                               decay: Tensor, threshold: Tensor, threshold_low: Tensor | None, spec: str, backend: str,
                                time_varying: bool, low_varying: bool, needs: list[bool]
                                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     grads = _kernel(backend).backward(h, g_s, g_v, g_h, x if x.numel() else None, v0, decay, threshold,
@@ -346,10 +370,14 @@ def _setup_context(ctx, inputs, output) -> None:
     keep_x = spec_from_key(spec).decay_input and decay.requires_grad
     ctx.save_for_backward(output[2], x if keep_x else x.new_empty(0), v0, decay, threshold, threshold_low)
     ctx.args = (spec, backend, tv, low_tv)
+    # an unused output (the membrane h, the final state v) gets no zero gradient: h is [T, B, ...], v is [B, ...]
+    ctx.set_materialize_grads(False)
 
 
 def _backward(ctx, g_s, g_v, g_h):
     h, x, v0, decay, threshold, threshold_low = ctx.saved_tensors
+    if g_s is None:
+        g_s = torch.zeros_like(h)
     needs = list(ctx.needs_input_grad[:5])
     grads = torch.ops.spikeforge.neuron_multistep_backward(
         h, g_s, g_v, g_h, x, v0, decay, threshold, threshold_low, *ctx.args, needs)

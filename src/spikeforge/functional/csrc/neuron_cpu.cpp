@@ -12,10 +12,10 @@ namespace {
 constexpr int64_t kBlock = 4096;  // neurons per block: the block's state and surrogate values stay in L1/L2
 
 // g'(z) for a block, one branch-free loop per family (mirrors functional/surrogate.py)
-// TERNARY: the surrogate is applied symmetrically, at distance |h| - thr (functional/neuron.py)
+// TERNARY: the surrogate is applied symmetrically, at distance |h| - thr (functional/neuron.py); thr: one per neuron
 template <typename scalar_t, bool TERNARY>
-void surrogate_grad(const scalar_t* __restrict h_in, scalar_t thr, int64_t id, scalar_t p, scalar_t* __restrict out,
-                    int64_t n, scalar_t* __restrict abs_buf) {
+void surrogate_grad(const scalar_t* __restrict h_in, const scalar_t* __restrict thr, int64_t id, scalar_t p,
+                    scalar_t* __restrict out, int64_t n, scalar_t* __restrict abs_buf) {
   const scalar_t half = scalar_t(0.5), one = scalar_t(1), zero = scalar_t(0);
   const scalar_t* __restrict h = h_in;
   if constexpr (TERNARY) {
@@ -23,24 +23,24 @@ void surrogate_grad(const scalar_t* __restrict h_in, scalar_t thr, int64_t id, s
     h = abs_buf;
   }
   switch (id) {
-    case 0: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) < half * p ? one / p : zero; break;
-    case 1: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr) <= half * p ? one / p : zero; break;
+    case 0: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr[i]) < half * p ? one / p : zero; break;
+    case 1: for (int64_t i = 0; i < n; ++i) out[i] = std::abs(h[i] - thr[i]) <= half * p ? one / p : zero; break;
     case 2:
       for (int64_t i = 0; i < n; ++i) {
-        const scalar_t r = one - std::abs(h[i] - thr) / p;
+        const scalar_t r = one - std::abs(h[i] - thr[i]) / p;
         out[i] = (r > zero ? r : zero) / p;
       }
       break;
     case 3:
       for (int64_t i = 0; i < n; ++i) {
-        const scalar_t sg = one / (one + std::exp(-p * (h[i] - thr)));
+        const scalar_t sg = one / (one + std::exp(-p * (h[i] - thr[i])));
         out[i] = p * sg * (one - sg);
       }
       break;
     case 4: {
       const scalar_t c = scalar_t(M_PI / 2) * p;
       for (int64_t i = 0; i < n; ++i) {
-        const scalar_t u = c * (h[i] - thr);
+        const scalar_t u = c * (h[i] - thr[i]);
         out[i] = p / (scalar_t(2) * (one + u * u));
       }
       break;
@@ -48,7 +48,7 @@ void surrogate_grad(const scalar_t* __restrict h_in, scalar_t thr, int64_t id, s
     default: {
       const scalar_t denom = scalar_t(2) * std::tanh(p / scalar_t(2));
       for (int64_t i = 0; i < n; ++i) {
-        const scalar_t z = h[i] - thr;
+        const scalar_t z = h[i] - thr[i];
         const scalar_t th = std::tanh(p * z);
         out[i] = std::abs(z) <= half ? p * (one - th * th) / denom : zero;
       }
@@ -60,12 +60,12 @@ void surrogate_grad(const scalar_t* __restrict h_in, scalar_t thr, int64_t id, s
 // that GCC vectorises it (the selects become blends; -fno-trapping-math lets it speculate the compare).
 template <typename S, int RESET, bool TERNARY>
 inline void forward_step(const S* __restrict xt, S* __restrict st, S* __restrict ht, S* __restrict v, int64_t m,
-                         S decay, S gain, S thr, S v_reset, S amount) {
+                         S decay, S gain, const S* __restrict thr, S v_reset, S amount) {
   for (int64_t i = 0; i < m; ++i) {
     const S in = gain * xt[i];  // gain = 1 exactly unless decay_input
     const S hv = decay * v[i] + in;
-    const bool up = hv >= thr;
-    const bool down = TERNARY && hv <= -thr;  // ternary: s = H(h - thr) - H(-h - thr)
+    const bool up = hv >= thr[i];
+    const bool down = TERNARY && hv <= -thr[i];  // ternary: s = H(h - thr) - H(-h - thr)
     const S sv = up ? S(1) : (down ? S(-1) : S(0));
     ht[i] = hv;
     st[i] = sv;
@@ -81,14 +81,14 @@ inline void forward_step(const S* __restrict xt, S* __restrict st, S* __restrict
 template <typename S, int RESET, bool HAS_GH, bool TERNARY>
 inline void backward_step(const S* __restrict gst, const S* __restrict ht, const S* __restrict ght,
                           const S* __restrict sg, S* __restrict gxt, S* __restrict gv, int64_t m, S decay, S gain,
-                          S thr, S v_reset, S amount, S keep) {
+                          const S* __restrict thr, S v_reset, S amount, S keep) {
   for (int64_t i = 0; i < m; ++i) {
     const S hv = ht[i];
     const S g_v = gv[i];
     S g_h;
     if constexpr (RESET == 0) {  // v = h (1 - |s|) + v_reset |s|; d|s|/dh = sign(s) ds/dh (as autograd's abs)
-      const bool up = hv >= thr;
-      const bool down = TERNARY && hv <= -thr;
+      const bool up = hv >= thr[i];
+      const bool down = TERNARY && hv <= -thr[i];
       const S sign_s = up ? S(1) : (down ? S(-1) : S(0));
       g_h = ((up || down) ? S(0) : g_v) + gst[i] * sg[i];
       if constexpr (HAS_GH) g_h = g_h + ght[i];
@@ -106,17 +106,25 @@ inline void backward_step(const S* __restrict gst, const S* __restrict ht, const
   }
 }
 
+// the block's thresholds: one per neuron (thr_elem, time-invariant) or the scalar thr everywhere
+template <typename S>
+inline void load_threshold(S* th, S thr, const S* thr_elem, int64_t b0, int64_t m) {
+  if (thr_elem) std::copy(thr_elem + b0, thr_elem + b0 + m, th);
+  else std::fill(th, th + m, thr);
+}
+
 template <typename S, int RESET, bool TERNARY>
 void forward_impl(const S* x, const S* v0, S* s, S* h, S* v_last, int64_t T, int64_t N, S decay, S gain, S thr,
-                  S v_reset, S amount) {
+                  const S* thr_elem, S v_reset, S amount) {
   at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
-    std::vector<S> v(kBlock);
+    std::vector<S> v(kBlock), th(kBlock);
     for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
       const int64_t m = std::min(end - b0, kBlock);
       std::copy(v0 + b0, v0 + b0 + m, v.data());
+      load_threshold(th.data(), thr, thr_elem, b0, m);
       for (int64_t t = 0; t < T; ++t) {
-        forward_step<S, RESET, TERNARY>(x + t * N + b0, s + t * N + b0, h + t * N + b0, v.data(), m, decay, gain, thr,
-                               v_reset, amount);
+        forward_step<S, RESET, TERNARY>(x + t * N + b0, s + t * N + b0, h + t * N + b0, v.data(), m, decay, gain,
+                                        th.data(), v_reset, amount);
       }
       std::copy(v.data(), v.data() + m, v_last + b0);
     }
@@ -125,18 +133,20 @@ void forward_impl(const S* x, const S* v0, S* s, S* h, S* v_last, int64_t T, int
 
 template <typename S, int RESET, bool HAS_GH, bool TERNARY>
 void backward_impl(const S* g_s, const S* g_hseq, const S* g_vT, const S* h, S* g_x, S* g_v0, int64_t T, int64_t N,
-                   S decay, S gain, S thr, S v_reset, S amount, S keep, int64_t sg_id, S sg_p) {
+                   S decay, S gain, S thr, const S* thr_elem, S v_reset, S amount, S keep, int64_t sg_id,
+                   S sg_p) {
   at::parallel_for(0, N, kBlock, [&](int64_t begin, int64_t end) {
-    std::vector<S> gv(kBlock), sg(kBlock), abs_buf(TERNARY ? kBlock : 0);
+    std::vector<S> gv(kBlock), sg(kBlock), th(kBlock), abs_buf(TERNARY ? kBlock : 0);
     for (int64_t b0 = begin; b0 < end; b0 += kBlock) {
       const int64_t m = std::min(end - b0, kBlock);
+      load_threshold(th.data(), thr, thr_elem, b0, m);
       if (g_vT) std::copy(g_vT + b0, g_vT + b0 + m, gv.data());
       else std::fill(gv.begin(), gv.begin() + m, S(0));
       for (int64_t t = T - 1; t >= 0; --t) {
         const int64_t o = t * N + b0;
-        surrogate_grad<S, TERNARY>(h + o, thr, sg_id, sg_p, sg.data(), m, abs_buf.data());
+        surrogate_grad<S, TERNARY>(h + o, th.data(), sg_id, sg_p, sg.data(), m, abs_buf.data());
         backward_step<S, RESET, HAS_GH, TERNARY>(g_s + o, h + o, HAS_GH ? g_hseq + o : nullptr, sg.data(), g_x + o,
-                                        gv.data(), m, decay, gain, thr, v_reset, amount, keep);
+                                        gv.data(), m, decay, gain, th.data(), v_reset, amount, keep);
       }
       std::copy(gv.data(), gv.data() + m, g_v0 + b0);
     }
@@ -160,8 +170,17 @@ void backward_for_reset(int64_t reset, Run run) {
 
 }  // namespace
 
+// thr_elem: optional time-invariant threshold per neuron (numel = x[0].numel(), x's dtype); else the scalar thr
+static const void* threshold_ptr(const c10::optional<torch::Tensor>& thr_elem, const torch::Tensor& like, int64_t N) {
+  if (!thr_elem) return nullptr;
+  TORCH_CHECK(thr_elem->is_contiguous() && thr_elem->numel() == N && thr_elem->scalar_type() == like.scalar_type(),
+              "spikeforge C++ kernel: the per-neuron threshold must be contiguous, one value per neuron, dtype of x");
+  return thr_elem->data_ptr();
+}
+
 std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor v0, double decay, bool decay_input, double thr,
-                                       int64_t reset, double v_reset, double amount, bool ternary) {
+                                       c10::optional<torch::Tensor> thr_elem, int64_t reset, double v_reset,
+                                       double amount, bool ternary) {
   TORCH_CHECK(x.device().is_cpu() && x.is_contiguous() && v0.is_contiguous(), "lif_forward: contiguous CPU tensors");
   TORCH_CHECK(reset >= 0 && reset <= 2, "lif_forward: reset id must be 0, 1 or 2");
   const int64_t T = x.size(0);
@@ -170,12 +189,14 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor v0, double
   auto s = torch::empty_like(x);
   auto h = torch::empty_like(x);
   auto v_last = torch::empty_like(v0);
+  const void* th = threshold_ptr(thr_elem, x, N);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lif_forward", [&] {
     const scalar_t d = scalar_t(decay);
     const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
     auto run = [&](auto fn) {
       fn(x.data_ptr<scalar_t>(), v0.data_ptr<scalar_t>(), s.data_ptr<scalar_t>(), h.data_ptr<scalar_t>(),
-         v_last.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount));
+         v_last.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), static_cast<const scalar_t*>(th),
+         scalar_t(v_reset), scalar_t(amount));
     };
     ternary ? forward_for_reset<scalar_t, true>(reset, run) : forward_for_reset<scalar_t, false>(reset, run);
   });
@@ -184,8 +205,9 @@ std::vector<torch::Tensor> lif_forward(torch::Tensor x, torch::Tensor v0, double
 
 std::vector<torch::Tensor> lif_backward(torch::Tensor g_s, c10::optional<torch::Tensor> g_hseq,
                                         c10::optional<torch::Tensor> g_vT, torch::Tensor h, double decay,
-                                        bool decay_input, double thr, int64_t reset, double v_reset, double amount,
-                                        bool detach, int64_t sg_id, double sg_p, bool ternary) {
+                                        bool decay_input, double thr, c10::optional<torch::Tensor> thr_elem,
+                                        int64_t reset, double v_reset, double amount, bool detach, int64_t sg_id,
+                                        double sg_p, bool ternary) {
   TORCH_CHECK(h.device().is_cpu() && h.is_contiguous() && g_s.is_contiguous(), "lif_backward: contiguous CPU tensors");
   TORCH_CHECK(reset >= 0 && reset <= 2 && sg_id >= 0 && sg_id <= 5, "lif_backward: bad reset or surrogate id");
   const int64_t T = h.size(0);
@@ -194,6 +216,7 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor g_s, c10::optional<torch::
               "lif_backward: gradient shapes do not match h");
   auto g_x = torch::empty_like(h);
   auto g_v0 = torch::empty({N}, h.options());
+  const void* th = threshold_ptr(thr_elem, h, N);
   AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "lif_backward", [&] {
     const scalar_t d = scalar_t(decay);
     const scalar_t gain = decay_input ? scalar_t(1) - d : scalar_t(1);
@@ -201,7 +224,8 @@ std::vector<torch::Tensor> lif_backward(torch::Tensor g_s, c10::optional<torch::
     auto run = [&](auto fn) {
       fn(g_s.data_ptr<scalar_t>(), has_gh ? g_hseq->data_ptr<scalar_t>() : nullptr,
          g_vT ? g_vT->data_ptr<scalar_t>() : nullptr, h.data_ptr<scalar_t>(), g_x.data_ptr<scalar_t>(),
-         g_v0.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), scalar_t(v_reset), scalar_t(amount),
+         g_v0.data_ptr<scalar_t>(), T, N, d, gain, scalar_t(thr), static_cast<const scalar_t*>(th),
+         scalar_t(v_reset), scalar_t(amount),
          detach ? scalar_t(0) : scalar_t(1), sg_id, scalar_t(sg_p));
     };
     if (ternary) {
