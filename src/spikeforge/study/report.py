@@ -18,7 +18,7 @@ from typing import Any
 from .plan import CUTS, PARTS, Method, Part
 from .stats import mean_std, paired_difference, verdict
 
-__all__ = ["load_results", "render", "write_report", "write_plots", "plot_names"]
+__all__ = ["load_results", "render", "write_report", "write_plots", "plot_names", "fold_exact"]
 
 COMMAND = "spikeforge study --seeds 3 --out results --report docs/results.md"
 
@@ -80,7 +80,7 @@ def _sweep(runs: dict[int, dict[str, Any]], T: int) -> dict[int, float]:
     return out
 
 
-def _fold_exact(m: dict[str, Any]) -> bool | None:
+def fold_exact(m: dict[str, Any]) -> bool | None:
     """The fold kept every prediction: in float32, or else in float64 (model and fold), where float32 threshold
     ties vanish; None when the run was not folded."""
     if m.get("folded_test_acc") is None:
@@ -93,7 +93,7 @@ def _fold_exact(m: dict[str, Any]) -> bool | None:
 
 
 def _fold_cell(runs: dict[int, dict[str, Any]]) -> str:
-    checks = [(_fold_exact(r["metrics"]), r["metrics"]) for r in runs.values()]
+    checks = [(fold_exact(r["metrics"]), r["metrics"]) for r in runs.values()]
     if all(c is None for c, _ in checks):
         return "n/a"
     if not all(c for c, _ in checks):
@@ -226,6 +226,16 @@ def _points_section(part: Part, table: dict[tuple[str, str, int], dict[int, dict
     return lines
 
 
+def _elapsed(first: str, last: str) -> str:
+    import datetime as dt
+
+    try:
+        hours = (dt.datetime.fromisoformat(last) - dt.datetime.fromisoformat(first)).total_seconds() / 3600
+    except ValueError:
+        return "unknown time"
+    return f"{hours:.2f} h"
+
+
 def render(results: list[dict[str, Any]], plots: dict[str, str] | None = None, notes: str | None = None,
            command: str = COMMAND) -> str:
     """The markdown report of ``results`` (see the module docstring)."""
@@ -237,7 +247,7 @@ def render(results: list[dict[str, Any]], plots: dict[str, str] | None = None, n
     seeds = sorted({int(r["seed"]) for r in results})
     commits = sorted({f"{r.get('commit', 'unknown')[:10]}{' (dirty)' if r.get('dirty') else ''}" for r in results})
     machines = sorted({f"{r['machine'].get('cpu')}, {r['machine'].get('logical_cores')} logical cores, torch "
-                       f"{r['machine'].get('torch')} ({r['machine'].get('torch_threads')} threads)"
+                       f"{r['machine'].get('torch')} ({r['machine'].get('torch_threads')} thread(s) per run)"
                        + (f", {r['machine']['cuda']}" if r["machine"].get("cuda") else "")
                        for r in results if r.get("machine")})
     wall = sum(float(r["timings"].get("wall_seconds") or 0.0) for r in results)
@@ -254,13 +264,15 @@ def render(results: list[dict[str, Any]], plots: dict[str, str] | None = None, n
         "",
         f"- runs: {len(results)}; seeds {', '.join(map(str, seeds))}; commit(s) {', '.join(commits)}",
         f"- machine: {'; '.join(machines)}",
-        f"- wall time: {wall / 3600:.2f} h summed over the runs (first run started {first}, last finished {last})",
+        f"- wall time: {wall / 3600:.2f} h summed over the runs; {_elapsed(first, last)} from the first run's start "
+        f"({first}) to the last one's end ({last})",
         "- accuracy: top-1 on the whole test split, final epoch (no model selection on the test set); "
         "Δ = paired difference (same seed) to the part's baseline in percentage points with its 95 % Student-t "
         "interval; verdict: *agrees* = the interval lies on the paper's side of 0, *disagrees* = on the other "
         "side, *null* = it contains 0",
         "- folded acc. = unfolded: the trained model and `spikeforge.fold(model)` evaluated on the whole test split "
-        "from the same random state give the same accuracy (exact equality)",
+        "from the same random state make the same predictions, in float32 or, where a float32 threshold tie flips a "
+        "spike, in float64 (model and fold); \"N float32 ties\" counts the test predictions that differ in float32",
         "- energy: 45 nm estimate (0.9 pJ per SOP, 4.6 pJ per MAC) of `spikeforge energy` on test samples; "
         "SOPs and firing rates of the trained (unfolded) model",
         "",
@@ -278,9 +290,9 @@ def render(results: list[dict[str, Any]], plots: dict[str, str] | None = None, n
         else:
             body += _static_like_section(part, table, plots, summary)
     folded = [r for r in results if r["metrics"].get("folded_test_acc") is not None]
-    mismatch = [r["run_id"] for r in folded if not _fold_exact(r["metrics"])]
+    mismatch = [r["run_id"] for r in folded if not fold_exact(r["metrics"])]
     ties = [(r["run_id"], int(r["metrics"].get("fold_predictions_differ") or 0)) for r in folded
-            if _fold_exact(r["metrics"]) and r["metrics"].get("fold_predictions_differ")]
+            if fold_exact(r["metrics"]) and r["metrics"].get("fold_predictions_differ")]
     errors = [f"{r['run_id']}: {r['metrics']['fold_error']}" for r in results if r["metrics"].get("fold_error")]
     lines += ["## Claims at a glance", "",
               "| claim — method | setting | Δ accuracy vs baseline, pp [95 % CI] | verdict | the paper's own figure |",
