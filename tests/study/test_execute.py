@@ -65,3 +65,17 @@ def test_results_from_before_the_float64_check_are_rechecked_only_when_they_diff
     assert not needs_recheck({"metrics": {"test_acc": 0.5, "folded_test_acc": 0.5}})
     assert not needs_recheck({"metrics": {"test_acc": 0.5, "folded_test_acc": 0.51, "fold_check_float64": {}}})
     assert not needs_recheck({"metrics": {"test_acc": 0.5, "folded_test_acc": None}})
+
+
+def test_a_missing_dataset_stops_the_study_before_any_training(tmp_path):
+    import pytest
+
+    from spikeforge.study.execute import run_study
+    from spikeforge.study.plan import plan
+
+    runs = [r for r in plan(["static"], seeds=1) if r.method == "binary"]
+    for r in runs:
+        r.recipe["data"]["root"] = str(tmp_path / "nothing-here")
+    with pytest.raises(FileNotFoundError, match=r"study part 'static' needs dataset 'fashion-mnist'.*--quick"):
+        run_study(runs, tmp_path / "out", log=lambda *_: None)
+    assert not list((tmp_path / "out").glob("*.json"))

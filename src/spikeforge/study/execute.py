@@ -23,8 +23,8 @@ import torch
 
 from .plan import StudyRun
 
-__all__ = ["SCHEMA", "THREADS_ENV", "result_path", "is_finished", "needs_recheck", "fold_check", "run_one",
-           "run_study", "machine_facts", "git_commit"]
+__all__ = ["SCHEMA", "THREADS_ENV", "result_path", "is_finished", "needs_recheck", "fold_check", "check_data",
+           "run_one", "run_study", "machine_facts", "git_commit"]
 
 SCHEMA = 1
 #: intra-op threads of a run's process (set by :func:`run_study`)
@@ -250,6 +250,26 @@ def _spawn(run: StudyRun, out: Path, work: Path, env: dict[str, str]) -> tuple[s
     return proc, f
 
 
+def check_data(runs: list[StudyRun]) -> None:
+    """Fail before any training when a planned run's dataset is not on disk: the error names the study part, the
+    dataset and what it needs (instead of every run failing one by one)."""
+    from .. import data
+
+    seen: set[tuple[str, Any]] = set()
+    for r in runs:
+        d = r.recipe["data"]
+        key = (d["name"], d.get("root"))
+        if key in seen:
+            continue
+        seen.add(key)
+        options = {k: v for k, v in (d.get("options") or {}).items() if k != "cache_dir"}
+        try:
+            data.get(d["name"], "test", root=d.get("root"), limit=1, **options)
+        except data.DatasetNotFoundError as exc:
+            raise FileNotFoundError(f"study part {r.part!r} needs dataset {d['name']!r} (run `spikeforge study "
+                                    f"--quick` for the smoke version on embedded data): {exc}") from None
+
+
 def run_study(runs: list[StudyRun], out: Path, *, work: Path | None = None, isolate: bool = True, jobs: int = 1,
               threads: int | None = None, log: Any = print,
               timeout: float | None = None) -> tuple[list[str], list[str]]:
@@ -266,6 +286,7 @@ def run_study(runs: list[StudyRun], out: Path, *, work: Path | None = None, isol
         raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     todo = [r for r in sorted(runs, key=lambda r: r.seed) if not is_finished(out, r)]
     done = len(runs) - len(todo)
+    check_data(todo)
     n_threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     log(f"study: {len(runs)} runs, {done} already finished, {len(todo)} to run; results -> {out}"
         + (f"; {jobs} process(es) x {n_threads} thread(s)" if isolate else ""))
