@@ -43,7 +43,7 @@ bench: $(STAMP)
 bench-neuron: $(STAMP)
 	$(BIN)/python benchmarks/neuron.py
 
-# the claims study (docs/results.md from results/*.json): ~1.5 h on 2 CPU cores, resumable (finished runs are kept);
+# the claims study (docs/results.md from results/*.json): ~50 min on 2 CPU cores, resumable (finished runs are kept);
 # needs Fashion-MNIST (Debian: apt-get install dataset-fashion-mnist). In the background:
 #   nohup make study > study.log 2>&1 &
 study: $(STAMP)
