@@ -27,7 +27,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["MemoryReading", "peak_extra_memory", "release_cached_heap", "resident_kib"]
+__all__ = ["MemoryReading", "peak_extra_memory", "release_cached_heap", "reset_high_water_mark", "resident_kib"]
 
 CPU_METHOD = "VmHWM - VmRSS around the call, after gc.collect() and malloc_trim(0) (Linux)"
 CUDA_METHOD = "torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated() around the call"
@@ -74,7 +74,8 @@ def release_cached_heap() -> bool:
     return True
 
 
-def _reset_high_water_mark() -> bool:
+def reset_high_water_mark() -> bool:
+    """Reset this process's ``VmHWM`` to its current ``VmRSS`` (``/proc/self/clear_refs``); False off Linux."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -103,7 +104,7 @@ def peak_extra_memory(fn: Callable[[], object], device: str | torch.device = "cp
         return MemoryReading(None, f"unavailable on {dev.type}")
     trimmed = release_cached_heap()
     before = resident_kib("VmRSS")
-    if before is None or not _reset_high_water_mark():
+    if before is None or not reset_high_water_mark():
         fn()
         return MemoryReading(None, "unavailable (no /proc/self/clear_refs: Linux only)")
     fn()

@@ -87,21 +87,10 @@ def machine_facts() -> dict[str, Any]:
 
 def _rss_mib(field: str) -> float | None:
     """``VmRSS`` / ``VmHWM`` of this process in MiB (Linux); None elsewhere."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
+    from ..bench.memory import resident_kib
 
-
-def _reset_peak_rss() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
+    kib = resident_kib(field)
+    return None if kib is None else kib / 1024.0
 
 
 def _predictions(model: torch.nn.Module, x: torch.Tensor, *, kind: str, T: int, readout: str, batch: int,
@@ -174,7 +163,9 @@ def run_one(run: StudyRun, out: Path, work: Path, verbose: bool = False) -> dict
     run_dir = Path(work) / run.run_id
     resume = (run_dir / "checkpoints" / "last").is_dir()
     rss_before = _rss_mib("VmRSS")
-    peak_reset = _reset_peak_rss()
+    from ..bench.memory import reset_high_water_mark
+
+    peak_reset = reset_high_water_mark()
     tr = Trainer(cfg, run_dir, resume=resume, verbose=verbose)
     metrics = tr.fit()
     peak = _rss_mib("VmHWM")

@@ -102,14 +102,18 @@ def _fold_cell(runs: dict[int, dict[str, Any]]) -> str:
     return "yes" if ties == 0 else f"yes ({ties} float32 tie{'s' if ties > 1 else ''})"
 
 
-def _mean_metric(runs: dict[int, dict[str, Any]], key: str) -> float | None:
-    vals = [float(r["metrics"][key]) for r in runs.values() if r["metrics"].get(key) is not None]
+def _mean(runs: dict[int, dict[str, Any]], key: str, section: str = "metrics") -> float | None:
+    """Mean over seeds of ``result[section][key]`` (None when no run has it)."""
+    vals = [float(r[section][key]) for r in runs.values() if r[section].get(key) is not None]
     return sum(vals) / len(vals) if vals else None
+
+
+def _mean_metric(runs: dict[int, dict[str, Any]], key: str) -> float | None:
+    return _mean(runs, key, "metrics")
 
 
 def _mean_timing(runs: dict[int, dict[str, Any]], key: str) -> float | None:
-    vals = [float(r["timings"][key]) for r in runs.values() if r["timings"].get(key) is not None]
-    return sum(vals) / len(vals) if vals else None
+    return _mean(runs, key, "timings")
 
 
 def _num(v: float | None, fmt: str) -> str:
