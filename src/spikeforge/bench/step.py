@@ -53,11 +53,11 @@ __all__ = ["MODELS", "STEP_LIBRARIES", "StepAgreement", "StepConfig", "StepMeasu
            "profile_step", "profile_step_in_subprocess"]
 
 MODELS: tuple[str, ...] = ("vgg4", "resnet19")
-STEP_LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-compressed", "spikingjelly", "snntorch", "norse",
-                                   "eager", "ann")
+STEP_LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-compressed", "spikeforge-recompute", "spikingjelly",
+                                   "snntorch", "norse", "eager", "ann")
 _PEER_MODULE = {"spikingjelly": "spikingjelly.activation_based.layer", "snntorch": "snntorch",
                 "norse": "norse.torch.functional.lif_box"}
-_DIST = {"spikeforge-compressed": "spikeforge", "eager": "torch", "ann": "torch"}
+_DIST = {"spikeforge-compressed": "spikeforge", "spikeforge-recompute": "spikeforge", "eager": "torch", "ann": "torch"}
 
 
 @dataclass(frozen=True)
@@ -338,6 +338,10 @@ def build(library: str, cfg: StepConfig, p: LIFParams | None = None, random_bn: 
 
         compress_spikes(model, True)
         return model
+    if library == "spikeforge-recompute":
+        from ..layers import compress_spikes, recompute
+
+        return recompute(compress_spikes(model, True))
     if library not in STEP_LIBRARIES:
         raise ValueError(f"unknown library {library!r}; choose one of {STEP_LIBRARIES}")
     net = nn.Sequential(*[_convert(c, library, p) for c in model.children()])

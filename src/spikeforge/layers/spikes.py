@@ -14,41 +14,89 @@ Opt in per model with :func:`compress_spikes` (``spikeforge.layers.compress_spik
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["compress_spikes", "pack_spikes", "unpack_spikes", "spike_amplitude", "spike_conv2d", "spike_linear"]
+__all__ = ["PackedSpikes", "compress_spikes", "pack_spikes", "unpack_spikes", "spike_amplitude", "spike_conv2d",
+           "spike_linear"]
 
 _SHIFTS = torch.arange(8, dtype=torch.uint8)
 
 
 def spike_amplitude(x: Tensor) -> tuple[Tensor, bool] | None:
     """``(a, ternary)`` if every element of ``x`` is in ``{0, a}`` (or ``{-a, 0, a}``), else None."""
-    if x.numel() == 0 or not x.is_floating_point():
-        return None
-    xd = x.detach()
-    a = xd.abs().amax()
-    pos = xd == a
-    neg = xd == -a
-    nz = int(torch.count_nonzero(xd))
-    n_pos = int(torch.count_nonzero(pos))
-    n_neg = int(torch.count_nonzero(neg)) if bool(a != 0) else 0
-    if n_pos + n_neg != nz:
-        return None
-    return a, n_neg > 0
+    packed = PackedSpikes.pack(x, keep_bits=False)
+    return None if packed is None else (packed.amplitude, packed.neg is not None)
 
 
 def _pack(mask: Tensor) -> Tensor:
-    bits = mask.reshape(-1).to(torch.uint8)
+    """Bit ``i`` of byte ``k`` is element ``8k + i`` (zero-padded to whole bytes)."""
+    flat = mask.reshape(-1)
+    if flat.device.type == "cpu":
+        return torch.from_numpy(np.packbits(flat.numpy(), bitorder="little"))
+    bits = flat.to(torch.uint8)
     pad = (-bits.numel()) % 8
     if pad:
         bits = torch.cat([bits, bits.new_zeros(pad)])
     return (bits.view(-1, 8) << _SHIFTS.to(bits.device)).sum(1, dtype=torch.uint8)
 
 
-def _unpack(packed: Tensor, n: int) -> Tensor:
-    return ((packed.unsqueeze(1) >> _SHIFTS.to(packed.device)) & 1).reshape(-1)[:n]
+def _unpack(packed: Tensor, n: int, start: int = 0) -> Tensor:
+    """Elements ``start .. start + n`` of a :func:`_pack` result, as 0/1 ``uint8``."""
+    lo, hi = start // 8, (start + n + 7) // 8
+    part = packed[lo:hi]
+    off = start - 8 * lo
+    if part.device.type == "cpu":
+        return torch.from_numpy(np.unpackbits(part.numpy(), count=off + n, bitorder="little")[off:])
+    return ((part.unsqueeze(1) >> _SHIFTS.to(part.device)) & 1).reshape(-1)[off:off + n]
+
+
+@dataclass
+class PackedSpikes:
+    """A spike tensor at 1 bit per element (2 for ternary): ``x = a * (pos - neg)``."""
+
+    pos: Tensor
+    neg: Tensor | None
+    amplitude: Tensor
+    shape: torch.Size
+    dtype: torch.dtype
+
+    @classmethod
+    def pack(cls, x: Tensor, keep_bits: bool = True) -> PackedSpikes | None:
+        """The packed form of ``x``, or None if ``x`` is not spike-valued (checked exactly)."""
+        if x.numel() == 0 or not x.is_floating_point():
+            return None
+        xd = x.detach()
+        lo, a = torch.aminmax(xd)
+        ternary = bool(lo < 0)
+        if ternary and not bool(lo == -a):
+            return None
+        pos = xd == a
+        neg = xd == lo if ternary else None
+        n_spikes = int(torch.count_nonzero(pos)) + (int(torch.count_nonzero(neg)) if neg is not None else 0)
+        if int(torch.count_nonzero(xd)) != (n_spikes if bool(a != 0) else 0):
+            return None
+        if not keep_bits:
+            return cls(pos.new_empty(0, dtype=torch.uint8), None if neg is None else pos.new_empty(0), a,
+                       x.shape, x.dtype)
+        return cls(_pack(pos), None if neg is None else _pack(neg), a, x.shape, x.dtype)
+
+    def unpack(self, t0: int = 0, t1: int | None = None) -> Tensor:
+        """Rows ``t0:t1`` of the first dim (the time steps of ``[T, B, ...]``), exact."""
+        t1 = self.shape[0] if t1 is None else t1
+        per = 1
+        for d in self.shape[1:]:
+            per *= d
+        start, n = t0 * per, (t1 - t0) * per
+        s = _unpack(self.pos, n, start).to(self.dtype)
+        if self.neg is not None:
+            s = s - _unpack(self.neg, n, start).to(self.dtype)
+        return (s * self.amplitude.to(self.dtype)).reshape((t1 - t0,) + tuple(self.shape[1:]))
 
 
 def pack_spikes(x: Tensor, a: Tensor, ternary: bool) -> tuple[Tensor, Tensor | None]:
@@ -58,59 +106,61 @@ def pack_spikes(x: Tensor, a: Tensor, ternary: bool) -> tuple[Tensor, Tensor | N
 
 def unpack_spikes(pos: Tensor, neg: Tensor | None, a: Tensor, shape: torch.Size, dtype: torch.dtype) -> Tensor:
     """The spike tensor back from :func:`pack_spikes`: ``a * (bit_pos - bit_neg)``, exact."""
-    n = 1
-    for d in shape:
-        n *= d
-    s = _unpack(pos, n).to(dtype)
-    if neg is not None:
-        s = s - _unpack(neg, n).to(dtype)
-    return (s * a.to(dtype)).reshape(shape)
+    return PackedSpikes(pos, neg, a, shape, dtype).unpack()
+
+
+def _save_packed(ctx, packed: PackedSpikes, weight: Tensor) -> None:
+    # through save_for_backward, so saved-tensor hooks (offloading) see the bits
+    neg = packed.neg if packed.neg is not None else packed.pos.new_empty(0)
+    ctx.save_for_backward(packed.pos, neg, packed.amplitude, weight)
+    ctx.ternary, ctx.shape, ctx.dtype = packed.neg is not None, packed.shape, packed.dtype
+
+
+def _saved_packed(ctx) -> tuple[PackedSpikes, Tensor]:
+    pos, neg, a, weight = ctx.saved_tensors
+    return PackedSpikes(pos, neg if ctx.ternary else None, a, ctx.shape, ctx.dtype), weight
 
 
 class _SpikeConv2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, a: Tensor, ternary: bool, stride, padding,
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, packed: PackedSpikes, stride, padding,
                 dilation, groups: int) -> Tensor:
-        pos, neg = pack_spikes(x.detach(), a, ternary)
-        ctx.save_for_backward(pos, neg if neg is not None else pos.new_empty(0), a, weight)
-        ctx.ternary, ctx.shape, ctx.dtype = ternary, x.shape, x.dtype
-        ctx.conv = (stride, padding, dilation, groups)
-        ctx.has_bias = bias is not None
+        _save_packed(ctx, packed, weight)
+        ctx.conv, ctx.has_bias = (stride, padding, dilation, groups), bias is not None
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        pos, neg, a, weight = ctx.saved_tensors
-        x = unpack_spikes(pos, neg if ctx.ternary else None, a, ctx.shape, ctx.dtype)
+        packed, weight = _saved_packed(ctx)
+        x = packed.unpack()
         stride, padding, dilation, groups = ctx.conv
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]]
         gx, gw, gb = torch.ops.aten.convolution_backward(
             g, x, weight, [weight.shape[0]] if ctx.has_bias else None, list(stride), list(padding), list(dilation),
             False, [0, 0], groups, mask)
-        return gx, gw, gb, None, None, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None
 
 
 class _SpikeLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, a: Tensor, ternary: bool) -> Tensor:
-        pos, neg = pack_spikes(x.detach(), a, ternary)
-        ctx.save_for_backward(pos, neg if neg is not None else pos.new_empty(0), a, weight)
-        ctx.ternary, ctx.shape, ctx.dtype, ctx.has_bias = ternary, x.shape, x.dtype, bias is not None
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, packed: PackedSpikes) -> Tensor:
+        _save_packed(ctx, packed, weight)
+        ctx.has_bias = bias is not None
         return _linear2d(x, weight, bias)
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        pos, neg, a, weight = ctx.saved_tensors
+        packed, weight = _saved_packed(ctx)
         g2 = g.reshape(-1, g.shape[-1])
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            gx = g2.mm(weight).reshape(ctx.shape)
+            gx = g2.mm(weight).reshape(packed.shape)
         if ctx.needs_input_grad[1]:
-            x = unpack_spikes(pos, neg if ctx.ternary else None, a, ctx.shape, ctx.dtype)
+            x = packed.unpack()
             gw = x.reshape(-1, x.shape[-1]).t().mm(g2).t()
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g2.sum(0)
-        return gx, gw, gb, None, None
+        return gx, gw, gb, None
 
 
 def _linear2d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -118,26 +168,30 @@ def _linear2d(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return y.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
-def _wants_compression(x: Tensor, weight: Tensor) -> tuple[Tensor, bool] | None:
-    if not (torch.is_grad_enabled() and weight.requires_grad):
+RECOMPUTING = threading.local()  # depth > 0 inside spikeforge.layers.recompute's backward
+
+
+def _wants_compression(x: Tensor, weight: Tensor) -> PackedSpikes | None:
+    # a recomputed graph is differentiated at once: nothing is kept long enough to be worth packing
+    if not (torch.is_grad_enabled() and weight.requires_grad) or getattr(RECOMPUTING, "depth", 0) > 0:
         return None
-    return spike_amplitude(x)
+    return PackedSpikes.pack(x)
 
 
 def spike_conv2d(x: Tensor, weight: Tensor, bias: Tensor | None, stride, padding, dilation, groups: int) -> Tensor:
     """``F.conv2d`` that saves a spike-valued ``x`` as bits for backward (ordinary path otherwise)."""
-    code = _wants_compression(x, weight)
-    if code is None:
+    packed = _wants_compression(x, weight)
+    if packed is None:
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
-    return _SpikeConv2d.apply(x, weight, bias, code[0], code[1], stride, padding, dilation, groups)
+    return _SpikeConv2d.apply(x, weight, bias, packed, stride, padding, dilation, groups)
 
 
 def spike_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``F.linear`` over the last dim that saves a spike-valued ``x`` as bits for backward."""
-    code = _wants_compression(x, weight)
-    if code is None:
+    packed = _wants_compression(x, weight)
+    if packed is None:
         return _linear2d(x, weight, bias)
-    return _SpikeLinear.apply(x, weight, bias, code[0], code[1])
+    return _SpikeLinear.apply(x, weight, bias, packed)
 
 
 def compress_spikes(model: nn.Module, enabled: bool = True) -> nn.Module:
