@@ -145,3 +145,31 @@ def test_device_resolution():
     seeds = {epoch_seed(0, e, r, s) for e in range(4) for r in range(2) for s in range(5)}
     assert len(seeds) == 40 and all(0 <= v < 2**63 for v in seeds)  # distinct streams
     assert epoch_seed(1, 2, 0, 3) == epoch_seed(1, 2, 0, 3)
+
+
+def test_memory_options_train_the_same_run(tmp_path, tiny):
+    """memory.recompute and memory.compress_spikes are exact: the same weights after the same steps."""
+    tiny.update(epochs=1)
+    train(tiny, tmp_path / "plain", verbose=False)
+    tiny["memory"] = {"compress_spikes": True, "recompute": True}
+    m = train(tiny, tmp_path / "lean", verbose=False)
+    a = read_checkpoint(tmp_path / "plain" / "checkpoints" / "last")["tensors"]
+    b = read_checkpoint(tmp_path / "lean" / "checkpoints" / "last")["tensors"]
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert m["fold_max_dev"] is not None  # the fold ran on the plain model again
+    model, _ = load_run(tmp_path / "lean")
+    assert not type(model).__name__.startswith("Recompute")
+
+
+def test_memory_option_errors(tmp_path, tiny):
+    tiny["memory"] = {"time_chunk": 2}
+    with pytest.raises(ValueError, match="memory.time_chunk needs memory.recompute"):
+        resolve(tiny)
+    tiny["memory"] = {"recompute": True, "time_chunk": 2}  # the convnet's BN pools statistics over T*B
+    with pytest.raises(ValueError, match="no segment of .* can run in time chunks"):
+        train(tiny, tmp_path / "c", verbose=False)
+    tiny["memory"] = {"recompute": True}
+    tiny["objective"] = {"name": "rmp"}
+    with pytest.raises(ValueError, match="needs every membrane"):
+        train(tiny, tmp_path / "r", verbose=False)

@@ -11,12 +11,13 @@ from torch import nn
 
 from ..encode import for_kind as encode_input
 from ..encode import input_kind
-from ..layers import BNTT2d
+from ..layers import BNTT2d, compress_spikes, recompute
 from ..neurons import MembraneBN, Neuron
 from ..runs import build_model, fill_model_from_data, model_kwargs
 
 __all__ = [
-    "build_model", "model_kwargs", "fill_model_from_data", "load_data", "encode_input", "build_objective",
+    "apply_memory_options", "build_model", "model_kwargs", "fill_model_from_data", "load_data", "encode_input",
+    "build_objective",
     "param_groups", "build_optimizer", "lr_at", "input_kind",
 ]
 
@@ -29,6 +30,20 @@ def load_data(cfg: Mapping[str, Any], split: str) -> Any:
     d = cfg["data"]
     limit = d["train_limit"] if split == "train" and d.get("train_limit") is not None else d["limit"]
     return data_mod.get(d["name"], split, root=d["root"], limit=limit, **dict(d["options"] or {}))
+
+
+def apply_memory_options(cfg: Mapping[str, Any], model: nn.Module, objective: Any = None) -> nn.Module:
+    """The recipe's ``memory`` section on ``model``: bit storage of spike inputs and/or recomputation (both exact:
+    :func:`spikeforge.layers.compress_spikes`, :func:`spikeforge.layers.recompute`)."""
+    mem = cfg.get("memory", {})
+    if mem.get("compress_spikes"):
+        compress_spikes(model, True)
+    if mem.get("recompute"):
+        if objective is not None and getattr(objective, "needs_membranes", False):
+            raise ValueError(f"memory.recompute saves nothing with the {objective.name!r} objective: its loss needs "
+                             "every membrane of the forward itself (RMP-Loss); set memory.recompute: false")
+        recompute(model, True, time_chunk=mem.get("time_chunk"))
+    return model
 
 
 def build_objective(cfg: Mapping[str, Any]) -> Any:

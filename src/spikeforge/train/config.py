@@ -83,6 +83,10 @@ DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "deterministic": False, # torch.use_deterministic_algorithms
     "sync_bn": False,       # synchronise batch statistics over processes (torchrun)
+    # training memory, exact either way (docs/performance.md): compress_spikes keeps conv/linear spike inputs as
+    # bits for backward; recompute keeps only each spiking segment's input (bits) and reruns it in backward;
+    # time_chunk: steps per chunk for segments that do not mix time steps (null = whole sequence)
+    "memory": {"compress_spikes": False, "recompute": False, "time_chunk": None},
     # T_sweep: max T (int) or list of T for the final sweep; votes: forward passes averaged per test batch
     # (Spiking PointNet's 3-vote test: fresh random initial membranes per pass); bn_recalibration: re-estimate BN
     # running statistics on that many training batches before each test evaluation (0 = off; train.bn_calibration)
@@ -316,6 +320,14 @@ def resolve(recipe: Mapping[str, Any]) -> dict[str, Any]:
         (isinstance(cfg["eval"]["bn_recalibration"], int) and not isinstance(cfg["eval"]["bn_recalibration"], bool)
          and cfg["eval"]["bn_recalibration"] >= 0, "eval.bn_recalibration must be an integer >= 0 (batches)"),
         (cfg["log"]["progress"] in ("auto", "always", "never"), "log.progress must be auto, always or never"),
+        (isinstance(cfg["memory"]["compress_spikes"], bool) and isinstance(cfg["memory"]["recompute"], bool),
+         "memory.compress_spikes and memory.recompute must be true or false"),
+        (cfg["memory"]["time_chunk"] is None or (isinstance(cfg["memory"]["time_chunk"], int)
+                                                 and not isinstance(cfg["memory"]["time_chunk"], bool)
+                                                 and cfg["memory"]["time_chunk"] >= 1),
+         "memory.time_chunk must be null or an integer >= 1 (time steps per chunk)"),
+        (cfg["memory"]["time_chunk"] is None or cfg["memory"]["recompute"],
+         "memory.time_chunk needs memory.recompute: true"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -35,10 +35,12 @@ from torch import Tensor, nn
 from .. import runs as ckpt
 from ..encode import encoding_for, readout
 from ..functional import NonFiniteError
+from ..layers import recompute
 from ..losses.classification import readout_loss
 from .batches import eval_batches, make_batch_source
 from .bn_calibration import recalibrate_bn
 from .builders import (
+    apply_memory_options,
     build_model,
     build_objective,
     build_optimizer,
@@ -195,6 +197,7 @@ class Trainer:
             raise ValueError(f"model {cfg['model']['name']!r} takes {self.kind} input but dataset "
                              f"{cfg['data']['name']!r} is {self.train_set.kind}")
         self.objective = build_objective(cfg)
+        apply_memory_options(cfg, self.raw_model, self.objective)
         if self.dist.enabled:
             if cfg["sync_bn"]:
                 convert_sync_bn(self.raw_model)
@@ -491,4 +494,6 @@ class Trainer:
     def _finish(self, test_acc: float, test_loss: float) -> dict[str, Any]:
         from .finalize import finalize
 
+        if self.cfg["memory"]["recompute"]:
+            recompute(self.raw_model, False)  # the fold and the artifact get the plain model
         return finalize(self, test_acc, test_loss)
