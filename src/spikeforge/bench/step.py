@@ -16,6 +16,8 @@ Libraries:
 * ``spikeforge``: the model as built (public options only: ``neuron=dict(..., backend="auto")``).
 * ``spikeforge-compressed``: the same with :func:`spikeforge.layers.compress_spikes` on (spike inputs of
   conv/linear saved for backward as 1 bit per element).
+* ``spikeforge-recompute``: the same with :func:`spikeforge.layers.recompute` on (each spiking segment keeps
+  only its input, as bits when it is a spike tensor, and runs again in the backward).
 * ``spikingjelly``: SpikingJelly 2.0 multi-step (``step_mode="m"``) layers and ``LIFNode``; on CPU SpikingJelly
   2.0 always runs its fused autograd loop (its fastest CPU path).
 * ``snntorch``: ``snntorch.Leaky`` stepped in a Python loop over T (torch layers on ``[B, ...]`` per step).
@@ -57,7 +59,8 @@ STEP_LIBRARIES: tuple[str, ...] = ("spikeforge", "spikeforge-compressed", "spike
                                    "snntorch", "norse", "eager", "ann")
 _PEER_MODULE = {"spikingjelly": "spikingjelly.activation_based.layer", "snntorch": "snntorch",
                 "norse": "norse.torch.functional.lif_box"}
-_DIST = {"spikeforge-compressed": "spikeforge", "spikeforge-recompute": "spikeforge", "eager": "torch", "ann": "torch"}
+_DIST = {"spikeforge-compressed": "spikeforge", "spikeforge-recompute": "spikeforge", "eager": "torch",
+         "ann": "torch"}
 
 
 @dataclass(frozen=True)
@@ -514,14 +517,20 @@ def measure_step_rounds(libraries: Sequence[str], cfg: StepConfig, rounds: int =
 # --- agreement --------------------------------------------------------------------------------------------------
 
 def _count_spikes(model: nn.Module) -> Callable[[], int]:
+    from ..layers import recomputing
     from ..neurons import Neuron
 
     total = [0]
     hooks = []
+
+    def count(_m: nn.Module, _i: object, o: Tensor) -> None:
+        if not recomputing():  # a recomputed segment (spikeforge-recompute) runs its neurons again in backward
+            total[0] += int(o.sum())
+
     for m in model.modules():
         is_sj = type(m).__name__ == "LIFNode"
         if isinstance(m, Neuron) or is_sj:
-            hooks.append(m.register_forward_hook(lambda _m, _i, o: total.__setitem__(0, total[0] + int(o.sum()))))
+            hooks.append(m.register_forward_hook(count))
     for m in model.modules():
         if isinstance(m, _StepNeuron):
             m.spikes = 0
@@ -543,9 +552,12 @@ def check_step_agreement(libraries: Sequence[str], cfg: StepConfig) -> list[Step
         model = (spikeforge_model(cfg, p, "reference", random_bn=True) if lib == "reference"
                  else build(lib, cfg, p, random_bn=True))
         model.eval()
+        from ..layers import hooks_rerun
+
         read = _count_spikes(model)
-        logits = model(x).mean(0)
-        F.cross_entropy(logits, y).backward()
+        with hooks_rerun():  # the counting hooks must not turn recomputation off
+            logits = model(x).mean(0)
+            F.cross_entropy(logits, y).backward()
         grads = [q.grad if q.grad is not None else torch.zeros_like(q) for q in model.parameters()]
         return read(), logits.detach(), grads
 

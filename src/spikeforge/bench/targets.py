@@ -149,18 +149,29 @@ def neuron_backends() -> Iterator[list[str]]:
 def saved_tensors_by_module(model: nn.Module, fn: Callable[[], object], top: int = 4) -> list[str]:
     """What autograd keeps for backward during one call of ``fn`` (which runs ``model``), grouped by the class of
     the innermost module running when the tensor was saved: ``"Neuron 120 MiB (40 %)"``. Each storage counts
-    once; parameters (resident anyway) are left out. This is the part of training memory a layer choice moves."""
+    once; parameters (resident anyway) are left out. This is the part of training memory a layer choice moves.
+
+    Under :func:`spikeforge.layers.recompute`, what a segment saves while it is recomputed in the backward lives
+    only until that segment's gradient is computed: it is reported apart, as the largest such segment."""
+    from ..layers import hooks_rerun
+    from ..layers.spikes import RECOMPUTING
+
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     stack: list[str] = []
     sizes: dict[str, int] = {}
+    per_segment: dict[int, int] = {}
     seen: set[int] = set()
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = t.untyped_storage()
         ptr = storage.data_ptr()
-        if ptr not in seen and ptr not in params:
+        if getattr(RECOMPUTING, "depth", 0) > 0:
+            seg = int(getattr(RECOMPUTING, "segments", 0))
+            per_segment[seg] = per_segment.get(seg, 0) + storage.nbytes()
+        elif ptr not in seen and ptr not in params:
             seen.add(ptr)
             owner = stack[-1] if stack else "(outside modules)"
+            owner = "segment inputs" if owner.startswith("Recompute") else owner
             sizes[owner] = sizes.get(owner, 0) + storage.nbytes()
         return t
 
@@ -175,14 +186,19 @@ def saved_tensors_by_module(model: nn.Module, fn: Callable[[], object], top: int
         handles.append(m.register_forward_pre_hook(enter))
         handles.append(m.register_forward_hook(leave))
     try:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), hooks_rerun():
             fn()
     finally:
         for h in handles:
             h.remove()
     total = sum(sizes.values()) or 1
     ranked = sorted(sizes.items(), key=lambda kv: kv[1], reverse=True)
-    return [f"{name} {b / 2**20:.0f} MiB ({100 * b / total:.0f} %)" for name, b in ranked[:top]]
+    rows = [f"{name} {b / 2**20:.0f} MiB ({100 * b / total:.0f} %)" for name, b in ranked[:top]]
+    if per_segment:
+        rows.insert(0, f"kept from forward to backward {total / 2**20:.1f} MiB; largest segment saves "
+                       f"{max(per_segment.values()) / 2**20:.0f} MiB while it is recomputed "
+                       f"({len(per_segment)} segments)")
+    return rows
 
 
 # --- folded inference ------------------------------------------------------------------------------------------

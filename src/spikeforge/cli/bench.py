@@ -33,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-size", type=positive_int, default=32, help="--model: image side (default 32)")
     p.add_argument("--rounds", type=positive_int, default=1, help="--model: interleaved subprocess rounds")
     p.add_argument("--libraries", nargs="+", default=None, metavar="LIB",
-                   help="--model: libraries to run (default: spikeforge, spikeforge-compressed and, with --peers, "
+                   help="--model: libraries to run (default: spikeforge, spikeforge-compressed, spikeforge-recompute "
+                        "and, with --peers, "
                         "every installed peer, the plain loop and the ANN)")
     p.set_defaults(func=run)
 
@@ -58,7 +59,7 @@ def run_step(args: argparse.Namespace) -> int:
     elif args.peers:
         libs = available_step_libraries()
     else:
-        libs = ["spikeforge", "spikeforge-compressed"]
+        libs = ["spikeforge", "spikeforge-compressed", "spikeforge-recompute"]
     info = machine_info()
     print(f"# {args.model} training step, T={cfg.steps}, B={cfg.batch}, {cfg.input_size}x{cfg.input_size}, "
           f"threads={cfg.threads}, {cfg.repeats} steps x {args.rounds} rounds (median)")

@@ -32,13 +32,16 @@ Use: ``spikeforge.layers.recompute(model)`` (a recipe: ``train: {recompute: true
 models are Sequentials of stems, stages and blocks) by giving it a subclass whose ``forward`` runs segments, as
 ``torch.nn.utils.parametrize`` does for parametrised layers: ``state_dict`` keys, ``isinstance`` checks and hooks
 are unchanged. Recomputation is active only where it can change nothing: with gradients enabled, outside
-``torch.compile``, and not while neurons are observed (RMP-Loss and the monitors need the membranes of the
-forward itself; those calls run the ordinary path, with a one-time warning). Docs: ``docs/benchmarks.md``
+``torch.compile``, and not in a segment whose neurons are observed (RMP-Loss and the monitors need the membranes of
+the forward itself) or whose modules carry forward hooks (they would run a second time): such segments run the
+ordinary path, with a one-time warning. Docs: ``docs/benchmarks.md``
 (memory) and ``docs/performance.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -53,7 +56,7 @@ from ..neurons.base import NeuronState
 from .spikes import RECOMPUTING, PackedSpikes
 from .time import Dropout, Flatten, Identity, Linear, SeqModule
 
-__all__ = ["RecomputeConfig", "SegmentPlan", "recompute", "recompute_plan"]
+__all__ = ["RecomputeConfig", "SegmentPlan", "hooks_rerun", "recompute", "recompute_plan", "recomputing"]
 
 _WARNED: set[str] = set()
 
@@ -124,8 +127,6 @@ def _why_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
                 return f"{name} with MPBN normalises each step with per-step statistics"
             if m.threshold_per_step:
                 return f"{name} has per-step thresholds"
-            if m._forward_hooks or m._forward_pre_hooks:
-                return f"{name} has forward hooks (they see whole sequences)"
             continue
         if isinstance(m, (Dropout, nn.Dropout)) and m.training:
             return f"{name} in training draws its masks for the whole sequence at once"
@@ -142,12 +143,31 @@ def _why_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
 # --- the segment as one autograd node ---------------------------------------------------------------------------
 
 class _SavedInput:
-    """A segment input kept for backward: bit-packed if spike-valued, else the tensor itself."""
+    """A segment input kept for backward: bit-packed if spike-valued, else the tensor itself. The tensors go
+    through ``ctx.save_for_backward`` (saved-tensor hooks such as CPU offloading see them)."""
 
-    def __init__(self, x: Tensor):
-        self.shape = x.shape
-        self.packed = PackedSpikes.pack(x)
-        self.tensor = x.detach() if self.packed is None else None
+    def __init__(self, ctx: Any, x: Tensor):
+        packed = PackedSpikes.pack(x)
+        if packed is None:
+            ctx.save_for_backward(x)
+            self.meta: tuple[torch.Size, torch.dtype, bool] | None = None
+        else:
+            neg = packed.neg if packed.neg is not None else packed.pos.new_empty(0)
+            ctx.save_for_backward(packed.pos, neg, packed.amplitude)
+            self.meta = (packed.shape, packed.dtype, packed.neg is not None)
+
+    def restore(self, ctx: Any) -> _Input:
+        saved = ctx.saved_tensors
+        if self.meta is None:
+            return _Input(saved[0], None)
+        shape, dtype, ternary = self.meta
+        return _Input(None, PackedSpikes(saved[0], saved[1] if ternary else None, saved[2], shape, dtype))
+
+
+class _Input:
+    def __init__(self, tensor: Tensor | None, packed: PackedSpikes | None):
+        self.tensor, self.packed = tensor, packed
+        self.shape = packed.shape if packed is not None else tensor.shape  # type: ignore[union-attr]
 
     def steps(self, t0: int, t1: int) -> Tensor:
         """Steps ``t0:t1`` of the input (only that range unpacked)."""
@@ -254,22 +274,23 @@ class _Segment(torch.autograd.Function):
             raise TypeError("a recomputed segment must return one tensor")
         buffers.keep_changed()
         ctx.buffers, ctx.spans, ctx.boundary, ctx.replays = buffers, spans, boundary, replays
-        ctx.saved_input = _SavedInput(x)
+        ctx.saved_input = _SavedInput(ctx, x)
         return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         mods: list[nn.Module] = ctx.mods
+        saved_input = ctx.saved_input.restore(ctx)
         need_x = ctx.needs_input_grad[2]
         params_need = list(ctx.needs_input_grad[3:])
         param_grads: list[Tensor | None] = [None] * ctx.n_params
         params = _segment_params(mods)
         chunked = len(ctx.spans) > 1
-        g_x = torch.empty(ctx.saved_input.shape, dtype=g.dtype, device=g.device) if need_x and chunked else None
+        g_x = torch.empty(saved_input.shape, dtype=g.dtype, device=g.device) if need_x and chunked else None
         g_state_next: list[Tensor | None] = []
         for k in range(len(ctx.spans) - 1, -1, -1):
             t0, t1 = ctx.spans[k]
-            x = ctx.saved_input.steps(t0, t1).detach().requires_grad_(need_x)
+            x = saved_input.steps(t0, t1).detach().requires_grad_(need_x)
             init = [None if s is None else s.v.detach().requires_grad_(True) for s in ctx.boundary[k]]
             current = ctx.buffers.swap_in()
             try:
@@ -335,13 +356,49 @@ class _inside:
 
     def __enter__(self) -> None:
         RECOMPUTING.depth = getattr(RECOMPUTING, "depth", 0) + 1
+        RECOMPUTING.segments = getattr(RECOMPUTING, "segments", 0) + 1  # profilers tell segments apart
 
     def __exit__(self, *exc: object) -> None:
         RECOMPUTING.depth -= 1
 
 
-def _observed(mods: Sequence[nn.Module]) -> bool:
-    return any(isinstance(n, Neuron) and n._observers for m in mods for n in m.modules())
+def _why_plain(mods: Sequence[nn.Module]) -> str | None:
+    """Why a segment must run the ordinary path: its forward has observers that need (or hooks that would see
+    twice) what it computes."""
+    from torch.nn.modules import module as torch_module
+
+    if getattr(_HOOKS, "allowed", 0) > 0:
+        hooks_ok = True
+    else:
+        hooks_ok = False
+    if not hooks_ok and (torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks):
+        return "global module forward hooks are registered (they would run again in the backward)"
+    for m in mods:
+        for k in m.modules():
+            if isinstance(k, Neuron) and k._observers:
+                return ("neurons are observed (RMP-Loss or a monitor needs the membranes of the forward itself)")
+            if not hooks_ok and (k._forward_hooks or k._forward_pre_hooks):
+                return f"{type(k).__name__} has forward hooks (they would run again in the backward)"
+    return None
+
+
+_HOOKS = threading.local()
+
+
+@contextlib.contextmanager
+def hooks_rerun() -> Iterator[None]:
+    """Inside this block, segments whose modules carry forward hooks are recomputed anyway: the hooks run a second
+    time during the backward, where :func:`recomputing` is True (for tools that count or profile with hooks)."""
+    _HOOKS.allowed = getattr(_HOOKS, "allowed", 0) + 1
+    try:
+        yield
+    finally:
+        _HOOKS.allowed -= 1
+
+
+def recomputing() -> bool:
+    """True while a segment's forward is being run again inside the backward."""
+    return getattr(RECOMPUTING, "depth", 0) > 0
 
 
 # --- the Sequential subclass ----------------------------------------------------------------------------------
@@ -356,11 +413,11 @@ class _RecomputeSequential(nn.Sequential):
                 and not torch.compiler.is_compiling()):
             return nn.Sequential.forward(self, x)
         for mods, recomputed in _segments(self):
-            if not recomputed or _observed(mods):
-                if recomputed and "observed" not in _WARNED:
-                    _WARNED.add("observed")
-                    warnings.warn("recompute is skipped while neurons are observed (RMP-Loss or a monitor needs the "
-                                  "membranes of the forward itself): those calls keep every activation",
+            why = _why_plain(mods) if recomputed else None
+            if not recomputed or why is not None:
+                if why is not None and why not in _WARNED:
+                    _WARNED.add(why)
+                    warnings.warn(f"recompute skips segments while {why}: those calls keep every activation",
                                   RuntimeWarning, stacklevel=2)
                 for m in mods:
                     x = m(x)
