@@ -372,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
          "conv 64-128-256-256, BN, LIF, avg-pool after each, linear; `resnet19` = spiking ResNet-19 at width "
          f"{args.resnet_width:g} (blocks 3-3-2; width 1 = 128-256-512). LIF: tau = 2 (decay 0.5), threshold 1, "
          "hard reset through the spike, ATan alpha = 2. `ann` = the same net with ReLU run once on `[B, ...]`. "
+         "`spikeforge-compressed` = spikeforge with `compress_spikes` (conv/linear spike inputs kept as bits); "
+         "`spikeforge-recompute` = spikeforge with `recompute` (each spiking segment keeps only its input, as "
+         "bits, and runs again in the backward; exact, docs/training.md). "
          "Configuration of every library: `src/spikeforge/bench/step.py`.", "",
          "**Peak extra memory** (`src/spikeforge/bench/memory.py`): in each library's fresh process, after one "
          "set-up step, with the weights, the momentum buffers and the input batch resident and the previous "

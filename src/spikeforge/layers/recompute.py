@@ -35,7 +35,7 @@ are unchanged. Recomputation is active only where it can change nothing: with gr
 ``torch.compile``, and not in a segment whose neurons are observed (RMP-Loss and the monitors need the membranes of
 the forward itself) or whose modules carry forward hooks (they would run a second time): such segments run the
 ordinary path, with a one-time warning. Docs: ``docs/benchmarks.md``
-(memory) and ``docs/performance.md``.
+(memory) and ``docs/training.md``.
 """
 
 from __future__ import annotations

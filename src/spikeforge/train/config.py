@@ -83,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "label_smoothing": 0.0,
     "deterministic": False, # torch.use_deterministic_algorithms
     "sync_bn": False,       # synchronise batch statistics over processes (torchrun)
-    # training memory, exact either way (docs/performance.md): compress_spikes keeps conv/linear spike inputs as
+    # training memory, exact either way (docs/training.md): compress_spikes keeps conv/linear spike inputs as
     # bits for backward; recompute keeps only each spiking segment's input (bits) and reruns it in backward;
     # time_chunk: steps per chunk for segments that do not mix time steps (null = whole sequence)
     "memory": {"compress_spikes": False, "recompute": False, "time_chunk": None},
