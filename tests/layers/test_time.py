@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from spikeforge import layers
@@ -62,3 +63,41 @@ def test_avg_pool_backward_keeps_no_input_and_equals_autograd_bit_for_bit(kwargs
     assert saved == []  # nothing kept for backward
     out.backward(g)
     assert torch.equal(out, ref) and torch.equal(x.grad.reshape(x_ref.shape), x_ref.grad)
+
+
+def test_static_input_runs_per_sample_layers_once():
+    """Direct encoding (a stride-0 view over T): conv/pool/linear run once on x[0]; the values are those of the
+    folded T*B batch and the weight gradient equals it to float rounding."""
+    import copy
+
+    import spikeforge as sf
+    from spikeforge.encode import direct
+    from spikeforge.layers import AvgPool2d, BatchNorm2d, Conv2d, is_static
+
+    torch.manual_seed(0)
+    img = torch.randn(5, 3, 12, 12)
+    x = direct(img, 4)
+    assert is_static(x) and not is_static(x.contiguous()) and not is_static(direct(img, 1))
+    conv = Conv2d(3, 6, 3, 1, 1)
+    y = conv(x)
+    assert y.stride(0) == 0 and torch.equal(y, conv(x.contiguous()))
+    assert AvgPool2d(2)(y).stride(0) == 0
+    bn = BatchNorm2d(6).train()  # batch statistics pool T*B: not run once
+    ref_bn = copy.deepcopy(bn)
+    assert torch.equal(bn(y), ref_bn(y.contiguous()))
+    assert torch.equal(bn.running_var, ref_bn.running_var)
+    assert bn.eval()(y).stride(0) == 0  # running statistics: per sample
+
+    model = sf.create_model("vgg11", width=0.125, num_classes=4).train()
+    twin = copy.deepcopy(model)
+    x = direct(torch.randn(5, 3, 32, 32), 4)
+    target = torch.tensor([0, 1, 2, 3, 0])
+    out = model(x)
+    out_ref = twin(x.contiguous())
+    assert torch.equal(out, out_ref)
+    F.cross_entropy(out.mean(0), target).backward()
+    F.cross_entropy(out_ref.mean(0), target).backward()
+    for (name, p), q in zip(model.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6, msg=name)
+    for (name, b), c in zip(model.named_buffers(), twin.buffers()):
+        assert torch.equal(b, c), name

@@ -373,11 +373,15 @@ def available_step_libraries(candidates: Sequence[str] = STEP_LIBRARIES) -> list
 
 # --- measurement ------------------------------------------------------------------------------------------------
 
-def _data(cfg: StepConfig) -> tuple[Tensor, Tensor]:
+def _data(cfg: StepConfig, device: str = "cpu") -> tuple[Tensor, Tensor]:
+    """``x[T, B, 3, H, W]`` direct-encoded as the trainer does it (:func:`spikeforge.encode.direct`: the image
+    repeated over T as a view; every library reads the same tensor) and labels ``y[B]``."""
+    from ..encode import direct
+
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     img = torch.randn(cfg.batch, 3, cfg.input_size, cfg.input_size, generator=gen)
     y = torch.randint(0, 10, (cfg.batch,), generator=gen)
-    return img.unsqueeze(0).expand(cfg.steps, *img.shape).contiguous(), y
+    return direct(img.to(device), cfg.steps), y.to(device)
 
 
 def _loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -398,7 +402,7 @@ def _training_step(library: str, cfg: StepConfig) -> tuple[Callable[[], tuple[fl
     model = build(library, cfg).to(cfg.device)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    x, y = (t.to(cfg.device) for t in _data(cfg))
+    x, y = _data(cfg, cfg.device)
 
     def step() -> tuple[float, float]:
         _sync(cfg.device)

@@ -26,6 +26,7 @@ from .time import (
     MaxPool1d,
     MaxPool2d,
     SeqModule,
+    is_static,
     seq_apply,
 )
 from .unshared import UnsharedConv2d, unshared_conv2d
@@ -34,7 +35,7 @@ __all__ = [
     "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AvgPool1d", "AvgPool2d", "BNTT2d", "BasicBlock", "BatchNorm1d",
     "BatchNorm2d", "Conv1d", "Conv2d", "Dropout", "Flatten", "Identity", "Linear", "MaxPool1d", "MaxPool2d",
     "PackedSpikes", "RecomputeConfig", "SegmentPlan", "SeqModule", "TDBatchNorm2d", "TEBN2d", "UnsharedConv2d",
-    "compress_spikes", "conv_bn", "downsample_shortcut", "hooks_rerun", "make_neuron", "make_norm", "out_hw",
-    "pack_spikes", "recompute", "recompute_plan", "recomputing", "seq_apply", "spike_amplitude", "spike_conv2d",
-    "spike_linear", "unpack_spikes", "unshared_conv2d",
+    "compress_spikes", "conv_bn", "downsample_shortcut", "hooks_rerun", "is_static", "make_neuron", "make_norm",
+    "out_hw", "pack_spikes", "recompute", "recompute_plan", "recomputing", "seq_apply", "spike_amplitude",
+    "spike_conv2d", "spike_linear", "unpack_spikes", "unshared_conv2d",
 ]

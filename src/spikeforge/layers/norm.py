@@ -20,13 +20,20 @@ from .time import SeqModule
 __all__ = ["BatchNorm1d", "BatchNorm2d", "TDBatchNorm2d", "BNTT2d", "TEBN2d"]
 
 
-class BatchNorm1d(SeqModule, nn.BatchNorm1d):
+class _BatchStats:
+    @property
+    def per_sample(self) -> bool:
+        """Batch statistics pool the samples; running statistics (eval) normalise each on its own."""
+        return not self.training and self.track_running_stats  # type: ignore[attr-defined]
+
+
+class BatchNorm1d(_BatchStats, SeqModule, nn.BatchNorm1d):
     """Time-shared BN over ``[T, B, C]`` or ``[T, B, C, L]``: statistics pooled over T·B (and L)."""
 
     seq_min_ndim = 3
 
 
-class BatchNorm2d(SeqModule, nn.BatchNorm2d):
+class BatchNorm2d(_BatchStats, SeqModule, nn.BatchNorm2d):
     """Time-shared BN over ``[T, B, C, H, W]`` ("BN3d" of the group's code): statistics pooled over T, B, H, W."""
 
     seq_min_ndim = 5

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from .spikes import spike_conv2d, spike_linear
 
 __all__ = [
-    "seq_apply", "SeqModule", "Conv1d", "Conv2d", "Linear", "AvgPool2d", "MaxPool2d", "AdaptiveAvgPool2d",
+    "is_static", "seq_apply", "SeqModule", "Conv1d", "Conv2d", "Linear", "AvgPool2d", "MaxPool2d", "AdaptiveAvgPool2d",
     "AvgPool1d", "MaxPool1d", "AdaptiveAvgPool1d", "Flatten", "Dropout", "Identity",
 ]
 
@@ -22,21 +22,37 @@ def _check_seq(x: Tensor, layer: nn.Module, min_ndim: int) -> None:
                          f"dims, got shape {tuple(x.shape)}")
 
 
-def seq_apply(fn, x: Tensor) -> Tensor:
-    """Apply ``fn`` to ``x[T, B, ...]`` as one ``[T*B, ...]`` batch."""
+def is_static(x: Tensor) -> bool:
+    """Whether ``x[T, B, ...]`` is one batch repeated over T as a view (time stride 0, as
+    :func:`spikeforge.encode.direct` returns it)."""
+    return x.ndim >= 2 and x.shape[0] > 1 and x.stride(0) == 0
+
+
+def seq_apply(fn, x: Tensor, per_sample: bool = False) -> Tensor:
+    """Apply ``fn`` to ``x[T, B, ...]`` as one ``[T*B, ...]`` batch.
+
+    ``per_sample``: ``fn`` maps each sample on its own (conv, pool, linear; not BatchNorm, whose statistics pool
+    the batch). A static input (:func:`is_static`: direct encoding) then runs once on ``x[0]`` and the result is
+    expanded over T: the same values (per-sample kernels), T times less work; the weight gradient sums the T
+    steps' output gradients before the layer instead of after (equal to float rounding)."""
     T, B = x.shape[0], x.shape[1]
+    if per_sample and is_static(x):
+        y = fn(x[0])
+        return y.unsqueeze(0).expand((T,) + tuple(y.shape))
     y = fn(x.flatten(0, 1))
     return y.reshape((T, B) + tuple(y.shape[1:]))
 
 
 class SeqModule:
-    """Mixin marking layers that run per time step on a folded batch."""
+    """Mixin marking layers that run per time step on a folded batch. ``per_sample`` layers (all but the
+    batch-statistics norms) run a static input once (:func:`seq_apply`)."""
 
     seq_min_ndim = 3
+    per_sample = True
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x, self, self.seq_min_ndim)  # type: ignore[arg-type]
-        return seq_apply(super().forward, x)  # type: ignore[misc]
+        return seq_apply(super().forward, x, self.per_sample)  # type: ignore[misc]
 
 
 class Conv1d(SeqModule, nn.Conv1d):
@@ -55,7 +71,7 @@ class Conv2d(SeqModule, nn.Conv2d):
             return super().forward(x)
         _check_seq(x, self, self.seq_min_ndim)
         return seq_apply(lambda z: spike_conv2d(z, self.weight, self.bias, self.stride, self.padding,
-                                                self.dilation, self.groups), x)
+                                                self.dilation, self.groups), x, per_sample=True)
 
 
 class AvgPool1d(SeqModule, nn.AvgPool1d):
@@ -109,7 +125,7 @@ class AvgPool2d(SeqModule, nn.AvgPool2d):
         _check_seq(x, self, self.seq_min_ndim)
         args = (_as_list(self.kernel_size), _as_list(self.stride), _as_list(self.padding), self.ceil_mode,
                 self.count_include_pad, self.divisor_override)
-        return seq_apply(lambda z: _AvgPool2dShapeOnly.apply(z, *args), x)
+        return seq_apply(lambda z: _AvgPool2dShapeOnly.apply(z, *args), x, per_sample=True)
 
 
 class MaxPool2d(SeqModule, nn.MaxPool2d):
@@ -128,6 +144,9 @@ class Linear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x, self, 3)
+        if is_static(x):  # direct encoding: once on x[0] (see seq_apply)
+            y = self.forward(x[0].unsqueeze(0))
+            return y.expand((x.shape[0],) + tuple(y.shape[1:]))
         if self.compress_spikes:
             return spike_linear(x, self.weight, self.bias)
         return super().forward(x)
