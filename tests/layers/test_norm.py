@@ -46,3 +46,19 @@ def test_tebn_shared_stats_then_per_step_scale():
         te.step_scale.copy_(torch.arange(1.0, 7.0).view(6, 1).expand(6, 2))
     expected = bn(x) * torch.arange(1.0, 5.0).view(4, 1, 1, 1, 1)
     torch.testing.assert_close(te(x), expected)
+
+
+def test_tdbn_cumulative_average_momentum_none():
+    """momentum=None: the cumulative average of the batch statistics, as torch.nn.BatchNorm2d."""
+    from spikeforge.layers import TDBatchNorm2d
+
+    torch.manual_seed(0)
+    td = TDBatchNorm2d(3, momentum=None).train()
+    ref = torch.nn.BatchNorm2d(3, momentum=None).train()
+    for _ in range(3):
+        x = torch.randn(2, 4, 3, 5, 5) * 2 + 1
+        td(x)
+        ref(x.flatten(0, 1))
+    torch.testing.assert_close(td.running_mean, ref.running_mean)
+    torch.testing.assert_close(td.running_var, ref.running_var)
+    assert int(td.num_batches_tracked) == 3

@@ -187,12 +187,13 @@ def test_time_chunks_carry_the_membrane_and_its_gradient():
     assert g_ref[:3].abs().sum() > 0  # early steps get gradient only through the carried membrane
 
 
-def test_batchnorm_in_training_recomputes_the_whole_sequence():
-    model = sf.create_model("convnet").train()
-    with pytest.raises(ValueError, match="pools its statistics"):
-        recompute(model, time_chunk=2)
-    assert not any(isinstance(m, type(model)) and type(m).__name__.startswith("Recompute") for m in [model])
-    model.eval()  # eval-mode BN acts on each step: chunks are exact
+def test_unchunkable_segments_and_eval_mode_batchnorm():
+    for opts, why in ((dict(norm="tebn"), "TEBN2d in training"), (dict(neuron="mpbn"), "per-step statistics")):
+        model = sf.create_model("convnet", **opts).train()
+        with pytest.raises(ValueError, match=why):
+            recompute(model, time_chunk=2)
+        assert not type(model).__name__.startswith("Recompute")  # left as it was
+    model = sf.create_model("convnet").eval()  # eval-mode BN acts on each step: chunks are exact
     recompute(model, time_chunk=2)
     assert all(p.chunked for p in recompute_plan(model) if p.recomputed)
     x = torch.rand(5, 2, 1, 8, 8)
@@ -289,3 +290,41 @@ def test_forward_hooks_are_not_run_twice_unless_asked():
         model(x).sum().backward()
     assert calls == [False, True]  # recomputed: the hook ran again, inside the backward
     handle.remove()
+
+
+@pytest.mark.parametrize("name,norm", [("vgg11", "bn"), ("convnet", "bn"), ("convnet", "tdbn"), ("mlp", None)])
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_time_chunks_through_training_batchnorm(name, norm, chunk):
+    """A training-mode BatchNorm pools its statistics over all chunks (a statistics pass, then normalised
+    chunks); outputs, running statistics and gradients equal the whole sequence's to float rounding."""
+    torch.manual_seed(0)
+    opts = {"norm": norm} if norm else {}
+    if name == "vgg11":
+        opts["width"] = 0.125
+    model = sf.create_model(name, num_classes=4, **opts).train()
+    shape = input_shape_of(model, model_entry(name))
+    x = torch.rand((5, 3) + tuple(shape)) * 2
+    y = torch.tensor([0, 1, 3])
+    rc = recompute(copy.deepcopy(model), time_chunk=chunk)
+    assert all(p.chunked for p in recompute_plan(rc) if p.recomputed)
+    for seed in (1, 2):
+        (la, ga, ba), (lb, gb, bb) = _step(model, x, y, seed), _step(rc, x, y, seed)
+        torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+        for k in ga:
+            torch.testing.assert_close(ga[k], gb[k], rtol=1e-4, atol=1e-5, msg=k)
+        for k in ba:
+            torch.testing.assert_close(ba[k].float(), bb[k].float(), rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_batchnorm_chunk_statistics_are_the_pooled_ones():
+    from spikeforge.layers.recompute import _PooledStats
+
+    torch.manual_seed(0)
+    c = torch.randn(7, 4, 3, 5, 5) * 3 + 1
+    stats = _PooledStats()
+    for t0 in range(0, 7, 3):
+        stats.add(c[t0:t0 + 3])
+    mean, var = stats.result(torch.float64)
+    ref = c.double().transpose(0, 2).reshape(3, -1)
+    torch.testing.assert_close(mean, ref.mean(1))
+    torch.testing.assert_close(var, ref.var(1, correction=0))

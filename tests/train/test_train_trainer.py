@@ -166,9 +166,11 @@ def test_memory_option_errors(tmp_path, tiny):
     tiny["memory"] = {"time_chunk": 2}
     with pytest.raises(ValueError, match="memory.time_chunk needs memory.recompute"):
         resolve(tiny)
-    tiny["memory"] = {"recompute": True, "time_chunk": 2}  # the convnet's BN pools statistics over T*B
+    tiny["memory"] = {"recompute": True, "time_chunk": 2}
+    tiny["model"]["neuron"] = "mpbn"  # MPBN normalises each step with per-step statistics: no chunks
     with pytest.raises(ValueError, match="no segment of .* can run in time chunks"):
         train(tiny, tmp_path / "c", verbose=False)
+    tiny["model"]["neuron"] = "ternary"
     tiny["memory"] = {"recompute": True}
     tiny["objective"] = {"name": "rmp"}
     with pytest.raises(ValueError, match="needs every membrane"):

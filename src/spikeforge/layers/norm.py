@@ -58,11 +58,13 @@ class TDBatchNorm2d(BatchNorm2d):
         if x.ndim < 5:
             raise ValueError(f"TDBatchNorm2d expects [T, B, C, H, W], got {tuple(x.shape)}")
         T, B = x.shape[:2]
-        y = F.batch_norm(x.flatten(0, 1), self.running_mean, self.running_var, self.effective_weight(), self.bias,
-                         self.training or not self.track_running_stats,
-                         0.0 if self.momentum is None else self.momentum, self.eps)
+        factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
+            if self.momentum is None:  # cumulative average, as torch.nn.BatchNorm2d
+                factor = 1.0 / float(self.num_batches_tracked)
+        y = F.batch_norm(x.flatten(0, 1), self.running_mean, self.running_var, self.effective_weight(), self.bias,
+                         self.training or not self.track_running_stats, factor, self.eps)
         return y.reshape((T, B) + tuple(y.shape[1:]))
 
 

@@ -16,19 +16,21 @@ memory for backward is then about one bit per neuron and step, plus one segment'
 statistics are updated once per forward, as without recomputation. The gradients are those of the ordinary path
 bit for bit (``tests/layers/test_recompute.py``, every zoo model).
 
-**Time chunks** (``time_chunk=k``, for long sequences): a segment whose layers do not mix time steps -- convs,
-linears, pools, flatten, neurons without MPBN or per-step thresholds, norms in eval mode -- runs ``k`` steps at a
-time, carrying each neuron's membrane from chunk to chunk; the backward recomputes and differentiates one chunk at a
-time in reverse order, passing the membrane's gradient back across the chunk boundary. Only the membranes at the
-chunk boundaries are kept besides the input bits, and the backward holds one chunk's activations instead of
-``T`` steps'. Spikes and the membrane recurrence are those of the whole sequence; a parameter's gradient is the
-sum of its per-chunk gradients, equal to the whole-sequence gradient to float rounding (summation order), as are
-conv/linear outputs computed on a ``k * B`` instead of a ``T * B`` batch. Training-mode BatchNorm pools its
-statistics over all ``T * B`` samples, so a segment containing one recomputes the whole sequence;
-:func:`recompute` raises if no segment of the model can be chunked, and :func:`recompute_plan` lists which are.
+**Time chunks** (``time_chunk=k``, for long sequences): a segment whose layers act on each time step separately --
+convs, linears, pools, flatten, neurons without MPBN or per-step thresholds, norms in eval mode -- runs ``k`` steps
+at a time, carrying each neuron's membrane from chunk to chunk; the backward recomputes and differentiates one chunk
+at a time in reverse order, passing the membrane's gradient back across the chunk boundary. A training-mode
+BatchNorm (``BatchNorm1d/2d``, tdBN) pools its statistics over all ``T * B`` samples: the segment then runs a
+statistics pass over the chunks (mean and biased variance merged pairwise in float64, running statistics updated
+once as BatchNorm does), normalises chunk by chunk, and its backward passes twice over the chunks -- once for the
+two per-channel sums the statistics' gradient needs, once for the input gradient. Kept besides the input bits: the
+membranes at the chunk boundaries (one step's worth each) and the statistics. Spikes and the membrane recurrence
+are those of the whole sequence; conv outputs on a ``k * B`` batch, pooled statistics and per-chunk parameter
+gradients equal the whole-sequence values to float rounding. :func:`recompute` raises if no segment of the model can
+be chunked (MPBN, BNTT/TEBN in training, dropout), and :func:`recompute_plan` says why per segment.
 
-Use: ``spikeforge.layers.recompute(model)`` (a recipe: ``train: {recompute: true}`` or ``{recompute: {time_chunk:
-8}}``); off again with ``recompute(model, False)``. It works on every ``nn.Sequential`` of the model (the zoo's
+Use: ``spikeforge.layers.recompute(model)`` (a recipe: ``memory: {recompute: true}``, ``time_chunk: 8``); off again
+with ``recompute(model, False)``. It works on every ``nn.Sequential`` of the model (the zoo's
 models are Sequentials of stems, stages and blocks) by giving it a subclass whose ``forward`` runs segments, as
 ``torch.nn.utils.parametrize`` does for parametrised layers: ``state_dict`` keys, ``isinstance`` checks and hooks
 are unchanged. Recomputation is active only where it can change nothing: with gradients enabled, outside
@@ -48,11 +50,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import get_device_states, set_device_states
 
 from ..neurons import Neuron
 from ..neurons.base import NeuronState
+from .norm import BatchNorm1d, BatchNorm2d, TDBatchNorm2d
 from .spikes import RECOMPUTING, PackedSpikes
 from .time import Dropout, Flatten, Identity, Linear, SeqModule
 
@@ -131,13 +135,11 @@ def _why_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
         if isinstance(m, (Dropout, nn.Dropout)) and m.training:
             return f"{name} in training draws its masks for the whole sequence at once"
         if isinstance(m, nn.modules.batchnorm._NormBase):
-            if m.training:
-                return f"{name} in training pools its statistics over all T*B samples"
-            continue
+            continue  # eval: per sample; training: _why_norm_not_chunkable
         if isinstance(m, (Dropout, nn.Dropout)) or isinstance(m, _TIME_LOCAL):
             continue
         return f"{name} is not known to act on each time step separately"
-    return None
+    return _why_norm_not_chunkable(mods)
 
 
 # --- the segment as one autograd node ---------------------------------------------------------------------------
@@ -222,6 +224,27 @@ class _BufferSnapshot:
             m._buffers[n] = t
 
 
+class _ChunkedOutput:
+    """The segment output written chunk by chunk into one tensor (no list of chunks plus a concatenated copy)."""
+
+    def __init__(self) -> None:
+        self.full: Tensor | None = None
+
+    def put(self, y: Tensor, t0: int, T: int) -> None:
+        if not isinstance(y, Tensor):
+            raise TypeError(f"a recomputed segment must return one tensor, got {type(y).__name__}")
+        if self.full is None:
+            if y.shape[0] == T:
+                self.full = y
+                return
+            self.full = y.new_empty((T,) + tuple(y.shape[1:]))
+        self.full[t0:t0 + y.shape[0]] = y
+
+    def result(self) -> Tensor:
+        assert self.full is not None
+        return self.full
+
+
 def _chunks(T: int, k: int | None) -> list[tuple[int, int]]:
     if k is None or k >= T:
         return [(0, T)]
@@ -259,7 +282,7 @@ class _Segment(torch.autograd.Function):
         states: list[NeuronState | None] = [None] * n_neurons
         boundary: list[list[NeuronState | None]] = []
         replays: list[_Replay] = []
-        outs: list[Tensor] = []
+        out = _ChunkedOutput()
         for t0, t1 in spans:
             boundary.append(states)
             replays.append(_Replay(x))
@@ -269,13 +292,12 @@ class _Segment(torch.autograd.Function):
             else:
                 y, states = _run_chunk(mods, x[t0:t1], states)
                 states = [None if s is None else NeuronState(s.v.detach()) for s in states]
-            outs.append(y)
-        if not all(isinstance(y, Tensor) for y in outs):
-            raise TypeError("a recomputed segment must return one tensor")
+            out.put(y, t0, T)
+            del y
         buffers.keep_changed()
         ctx.buffers, ctx.spans, ctx.boundary, ctx.replays = buffers, spans, boundary, replays
         ctx.saved_input = _SavedInput(ctx, x)
-        return outs[0] if len(outs) == 1 else torch.cat(outs, 0)
+        return out.result()
 
     @staticmethod
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
@@ -337,6 +359,7 @@ class _Segment(torch.autograd.Function):
                     prev = param_grads[i]
                     if gp is not None:
                         param_grads[i] = gp if prev is None else prev + gp
+            del x, y, outputs, grad_outputs, grads, inputs  # one chunk alive at a time
         return (None, None, g_x, *param_grads)
 
 
@@ -401,6 +424,221 @@ def recomputing() -> bool:
     return getattr(RECOMPUTING, "depth", 0) > 0
 
 
+# --- time chunks through a training-mode BatchNorm -----------------------------------------------------------
+
+_CHUNKABLE_NORMS: tuple[type, ...] = (nn.BatchNorm1d, nn.BatchNorm2d, BatchNorm1d, BatchNorm2d, TDBatchNorm2d)
+
+
+def _pooled_norm_index(mods: Sequence[nn.Module]) -> int | None:
+    """Index of the (one) training-mode BatchNorm of a chunkable segment, if any."""
+    found = [i for i, m in enumerate(mods) if isinstance(m, nn.modules.batchnorm._NormBase) and m.training]
+    return found[0] if found else None
+
+
+def _why_norm_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
+    norms = [m for m in mods if isinstance(m, nn.modules.batchnorm._NormBase) and m.training]
+    if not norms:
+        return None
+    if len(norms) > 1:
+        return "the segment has more than one training-mode BatchNorm"
+    bn = norms[0]
+    name = type(bn).__name__
+    if type(bn) not in _CHUNKABLE_NORMS:
+        return f"{name} in training: its statistics cannot be pooled over chunks here (BatchNorm1d/2d, tdBN can)"
+    i = list(mods).index(bn)
+    if any(isinstance(k, Neuron) for m in mods[:i] for k in m.modules()):
+        return f"a neuron runs before {name}"
+    return None
+
+
+def _channel_dims(c: Tensor) -> list[int]:
+    return [0, 1] + list(range(3, c.ndim))
+
+
+def _per_channel(v: Tensor, like: Tensor) -> Tensor:
+    return v.reshape((1, 1, -1) + (1,) * (like.ndim - 3))
+
+
+class _PooledStats:
+    """Mean and biased variance per channel over chunks (Chan et al.'s pairwise update, in float64)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None
+
+    def add(self, c: Tensor) -> None:
+        var, mean = torch.var_mean(c, dim=_channel_dims(c), correction=0)
+        n_k = c.numel() // c.shape[2]
+        mean, m2 = mean.double(), var.double() * n_k
+        if self.mean is None or self.m2 is None:
+            self.n, self.mean, self.m2 = n_k, mean, m2
+            return
+        n = self.n + n_k
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (n_k / n)
+        self.m2 = self.m2 + m2 + delta * delta * (self.n * n_k / n)
+        self.n = n
+
+    def result(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        assert self.mean is not None and self.m2 is not None
+        return self.mean.to(dtype), (self.m2 / self.n).to(dtype)
+
+
+def _norm_weight(bn: nn.Module) -> Tensor | None:
+    eff = getattr(bn, "effective_weight", None)
+    w = eff() if callable(eff) else bn.weight
+    return w if isinstance(w, Tensor) else None
+
+
+def _normalise(bn: Any, c: Tensor, mean: Tensor, var: Tensor, affine: bool = True) -> Tensor:
+    """``(c - mean) / sqrt(var + eps) * w + b`` with the BatchNorm kernel (eval form: no statistics update)."""
+    w, b = (_norm_weight(bn), bn.bias) if affine else (None, None)
+    y = F.batch_norm(c.flatten(0, 1), mean, var, w, b, False, 0.0, bn.eps)
+    return y.reshape(c.shape)
+
+
+def _update_running(bn: Any, mean: Tensor, var: Tensor, n: int) -> None:
+    if not bn.track_running_stats:
+        return
+    bn.num_batches_tracked.add_(1)
+    factor = (1.0 / float(bn.num_batches_tracked)) if bn.momentum is None else float(bn.momentum)
+    unbiased = var * (n / max(n - 1, 1))
+    bn.running_mean.mul_(1 - factor).add_(mean.to(bn.running_mean.dtype), alpha=factor)
+    bn.running_var.mul_(1 - factor).add_(unbiased.to(bn.running_var.dtype), alpha=factor)
+
+
+class _NormChunkedSegment(torch.autograd.Function):
+    """``pre -> BatchNorm (training) -> post`` in time chunks: a statistics pass, then normalised chunks; the
+    backward recomputes each chunk twice (once for the statistics' gradient sums, once for the input gradient)."""
+
+    @staticmethod
+    def forward(ctx: Any, mods: list[nn.Module], j: int, chunk: int, x: Tensor, *params: Tensor) -> Tensor:
+        pre, bn, post = mods[:j], mods[j], mods[j + 1:]
+        spans = _chunks(x.shape[0], chunk)
+        stats = _PooledStats()
+        for t0, t1 in spans:
+            stats.add(_run_whole(pre, x[t0:t1]))
+        mean, var = stats.result(x.dtype if x.is_floating_point() else torch.float32)
+        _update_running(bn, mean, var, stats.n)
+        n_neurons = sum(isinstance(m, Neuron) for m in post)
+        states: list[NeuronState | None] = [None] * n_neurons
+        boundary: list[list[NeuronState | None]] = []
+        replays: list[_Replay] = []
+        result = _ChunkedOutput()
+        for t0, t1 in spans:
+            boundary.append(states)
+            replays.append(_Replay(x))
+            y = _normalise(bn, _run_whole(pre, x[t0:t1]), mean, var)
+            out, states = _run_chunk(post, y, states)
+            del y
+            states = [None if s is None else NeuronState(s.v.detach()) for s in states]
+            result.put(out, t0, x.shape[0])
+            del out
+        ctx.mods, ctx.j, ctx.n_params, ctx.n = mods, j, len(params), stats.n
+        ctx.spans, ctx.boundary, ctx.replays, ctx.stats = spans, boundary, replays, (mean, var)
+        ctx.saved_input = _SavedInput(ctx, x)
+        return result.result()
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
+        mods: list[nn.Module] = ctx.mods
+        pre, bn, post = mods[:ctx.j], mods[ctx.j], mods[ctx.j + 1:]
+        saved_input = ctx.saved_input.restore(ctx)
+        mean, var = ctx.stats
+        need_x = ctx.needs_input_grad[3]
+        params = _segment_params(mods)
+        needs = dict(zip(map(id, params), ctx.needs_input_grad[4:]))
+        post_params = [p for p in _segment_params(post) if needs.get(id(p))]
+        pre_params = [p for p in _segment_params(pre) if needs.get(id(p))]
+        grads: dict[int, Tensor] = {}
+
+        def add(p: Tensor, gp: Tensor | None) -> None:
+            if gp is not None:
+                grads[id(p)] = gp if id(p) not in grads else grads[id(p)] + gp
+
+        def post_backward(k: int, y: Tensor, g_finals: list[Tensor | None], want_params: bool
+                          ) -> tuple[Tensor, list[Tensor | None], tuple[Tensor | None, ...]]:
+            t0, t1 = ctx.spans[k]
+            y = y.detach().requires_grad_(True)
+            init = [None if s is None else s.v.detach().requires_grad_(True) for s in ctx.boundary[k]]
+            with torch.random.fork_rng(devices=ctx.replays[k].devices), torch.enable_grad(), _inside():
+                ctx.replays[k].restore()
+                with ctx.replays[k].autocast_context():
+                    out, finals = _run_chunk(post, y, [None if v is None else NeuronState(v) for v in init])
+            outputs, grad_outputs = [out], [g[t0:t1]]
+            for st, gs in zip(finals, g_finals):
+                if st is not None and gs is not None and st.v.requires_grad:
+                    outputs.append(st.v)
+                    grad_outputs.append(gs)
+            init_used = [v for v in init if v is not None]
+            wanted = post_params if want_params else []
+            res = torch.autograd.grad(outputs, [y, *init_used, *wanted], grad_outputs, allow_unused=True)
+            it = iter(res[1:1 + len(init_used)])
+            g_init = [None if v is None else next(it) for v in init]
+            return res[0], g_init, res[1 + len(init_used):]
+
+        # pass A: the gradient sums the statistics need, the neuron-side parameter gradients
+        sum_g: Tensor | None = None
+        sum_g_xhat: Tensor | None = None
+        g_finals_of: list[list[Tensor | None]] = [[] for _ in ctx.spans]
+        g_next: list[Tensor | None] = []
+        for k in range(len(ctx.spans) - 1, -1, -1):
+            t0, t1 = ctx.spans[k]
+            with torch.no_grad():
+                c = _run_whole(pre, saved_input.steps(t0, t1))
+                xhat = _normalise(bn, c, mean, var, affine=False)
+                y = _normalise(bn, c, mean, var)
+            g_finals_of[k] = g_next
+            g_y, g_next, g_post = post_backward(k, y, g_next, True)
+            for p, gp in zip(post_params, g_post):
+                add(p, gp)
+            dims = _channel_dims(g_y)
+            s1, s2 = g_y.sum(dims, dtype=torch.float64), (g_y * xhat).sum(dims, dtype=torch.float64)
+            sum_g = s1 if sum_g is None else sum_g + s1
+            sum_g_xhat = s2 if sum_g_xhat is None else sum_g_xhat + s2
+            del c, xhat, y, g_y, g_post  # one chunk alive at a time
+        assert sum_g is not None and sum_g_xhat is not None
+        # the BatchNorm's own parameters: y = xhat * w + b
+        w_param, b_param = bn.weight, bn.bias
+        with torch.enable_grad():
+            w_eff = _norm_weight(bn)
+        dtype = g.dtype
+        if w_eff is not None and w_param is not None and needs.get(id(w_param)):
+            add(w_param, torch.autograd.grad(w_eff, w_param, sum_g_xhat.to(dtype), retain_graph=False)[0])
+        if b_param is not None and needs.get(id(b_param)):
+            add(b_param, sum_g.to(dtype))
+        # pass B: the input gradient through the statistics, chunk by chunk
+        g_x = torch.empty(saved_input.shape, dtype=dtype, device=g.device) if need_x else None
+        if need_x or pre_params:
+            w_now = (w_eff.detach() if w_eff is not None else torch.ones_like(mean))
+            invstd = torch.rsqrt(var + bn.eps)
+            mean_g = (w_now.double() * sum_g / ctx.n).to(dtype)
+            mean_g_xhat = (w_now.double() * sum_g_xhat / ctx.n).to(dtype)
+            for k in range(len(ctx.spans) - 1, -1, -1):
+                t0, t1 = ctx.spans[k]
+                x = saved_input.steps(t0, t1).detach().requires_grad_(need_x)
+                with torch.enable_grad(), _inside():
+                    c = _run_whole(pre, x)
+                with torch.no_grad():
+                    xhat = _normalise(bn, c.detach(), mean, var, affine=False)
+                    y = _normalise(bn, c.detach(), mean, var)
+                g_y, _, _ = post_backward(k, y, g_finals_of[k], False)
+                with torch.no_grad():
+                    g_c = _per_channel(invstd, g_y) * (_per_channel(w_now, g_y) * g_y - _per_channel(mean_g, g_y)
+                                                       - xhat * _per_channel(mean_g_xhat, g_y))
+                inputs = ([x] if need_x else []) + pre_params
+                if inputs:
+                    res = torch.autograd.grad(c, inputs, g_c, allow_unused=True)
+                    if need_x:
+                        g_x[t0:t1] = 0 if res[0] is None else res[0]  # type: ignore[index]
+                    for p, gp in zip(pre_params, res[1:] if need_x else res):
+                        add(p, gp)
+                    del res
+                del x, c, xhat, y, g_y, g_c  # one chunk alive at a time
+        return (None, None, None, g_x, *[grads.get(id(p)) for p in params])
+
+
 # --- the Sequential subclass ----------------------------------------------------------------------------------
 
 class _RecomputeSequential(nn.Sequential):
@@ -430,7 +668,11 @@ class _RecomputeSequential(nn.Sequential):
             chunk = self._recompute.time_chunk
             if chunk is not None and (chunk >= x.shape[0] or _why_not_chunkable(mods) is not None):
                 chunk = None
-            x = _Segment.apply(list(mods), chunk, x, *params)
+            j = _pooled_norm_index(mods) if chunk is not None else None
+            if chunk is not None and j is not None:
+                x = _NormChunkedSegment.apply(list(mods), j, chunk, x, *params)
+            else:
+                x = _Segment.apply(list(mods), chunk, x, *params)
         return x
 
 

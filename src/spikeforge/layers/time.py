@@ -48,7 +48,10 @@ class SeqModule:
     batch-statistics norms) run a static input once (:func:`seq_apply`)."""
 
     seq_min_ndim = 3
-    per_sample = True
+
+    @property
+    def per_sample(self) -> bool:
+        return True
 
     def forward(self, x: Tensor) -> Tensor:
         _check_seq(x, self, self.seq_min_ndim)  # type: ignore[arg-type]
