@@ -385,27 +385,25 @@ class _inside:
         RECOMPUTING.depth -= 1
 
 
+_HOOKS = threading.local()
+
+
 def _why_plain(mods: Sequence[nn.Module]) -> str | None:
     """Why a segment must run the ordinary path: its forward has observers that need (or hooks that would see
     twice) what it computes."""
     from torch.nn.modules import module as torch_module
 
-    if getattr(_HOOKS, "allowed", 0) > 0:
-        hooks_ok = True
-    else:
-        hooks_ok = False
+    hooks_ok = getattr(_HOOKS, "allowed", 0) > 0
     if not hooks_ok and (torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks):
         return "global module forward hooks are registered (they would run again in the backward)"
     for m in mods:
         for k in m.modules():
             if isinstance(k, Neuron) and k._observers:
-                return ("neurons are observed (RMP-Loss or a monitor needs the membranes of the forward itself)")
+                return "neurons are observed (RMP-Loss or a monitor needs the membranes of the forward itself)"
             if not hooks_ok and (k._forward_hooks or k._forward_pre_hooks):
                 return f"{type(k).__name__} has forward hooks (they would run again in the backward)"
     return None
 
-
-_HOOKS = threading.local()
 
 
 @contextlib.contextmanager
@@ -466,8 +464,11 @@ class _PooledStats:
         self.n = 0
         self.mean: Tensor | None = None
         self.m2: Tensor | None = None
+        self.dtype = torch.float32  # of the statistics: the input's, at least float32 (half inputs: float32)
 
     def add(self, c: Tensor) -> None:
+        if c.dtype == torch.float64:
+            self.dtype = torch.float64
         var, mean = torch.var_mean(c, dim=_channel_dims(c), correction=0)
         n_k = c.numel() // c.shape[2]
         mean, m2 = mean.double(), var.double() * n_k
@@ -480,9 +481,9 @@ class _PooledStats:
         self.m2 = self.m2 + m2 + delta * delta * (self.n * n_k / n)
         self.n = n
 
-    def result(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    def result(self) -> tuple[Tensor, Tensor]:
         assert self.mean is not None and self.m2 is not None
-        return self.mean.to(dtype), (self.m2 / self.n).to(dtype)
+        return self.mean.to(self.dtype), (self.m2 / self.n).to(self.dtype)
 
 
 def _norm_weight(bn: nn.Module) -> Tensor | None:
@@ -519,7 +520,7 @@ class _NormChunkedSegment(torch.autograd.Function):
         stats = _PooledStats()
         for t0, t1 in spans:
             stats.add(_run_whole(pre, x[t0:t1]))
-        mean, var = stats.result(x.dtype if x.is_floating_point() else torch.float32)
+        mean, var = stats.result()
         _update_running(bn, mean, var, stats.n)
         n_neurons = sum(isinstance(m, Neuron) for m in post)
         states: list[NeuronState | None] = [None] * n_neurons
