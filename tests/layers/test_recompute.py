@@ -80,6 +80,23 @@ def test_keys_types_and_off_again():
     assert type(clone) is type(ref)
 
 
+def test_a_recomputing_model_pickles_and_keeps_recomputing(tmp_path):
+    import io
+
+    torch.manual_seed(0)
+    model = recompute(sf.create_model("convnet", num_classes=3).train(), time_chunk=None)
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    clone = torch.load(buf, weights_only=False)
+    assert type(clone) is type(model) and clone._recompute == model._recompute
+    x = torch.rand(2, 3, 1, 8, 8)
+    y = torch.tensor([0, 1, 2])
+    _assert_same_step(_step(model, x, y), _step(clone, x, y))
+    recompute(clone, False)
+    assert type(clone).__name__ == "SpikingConvNet"
+
+
 def test_segments_hold_bits_not_activations():
     torch.manual_seed(0)
     model = sf.create_model("vgg11", width=0.125).train()

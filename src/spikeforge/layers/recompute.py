@@ -677,6 +677,24 @@ class _RecomputeSequential(nn.Sequential):
         return x
 
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # pickled as the original class plus the configuration (the generated class has no importable name)
+        state = dict(self.__dict__)
+        cfg = state.pop("_recompute", RecomputeConfig())
+        return (_unpickle, (_original_class(type(self)), cfg), state)
+
+
+def _original_class(cls: type) -> type:
+    return next(c for c in cls.__mro__ if not issubclass(c, _RecomputeSequential))
+
+
+def _unpickle(original: type[nn.Module], cfg: RecomputeConfig) -> nn.Module:
+    obj = object.__new__(original)
+    obj.__class__ = _recompute_class(original)
+    obj.__dict__["_recompute"] = cfg
+    return obj
+
+
 _CLASSES: dict[type, type] = {}
 
 
@@ -713,8 +731,7 @@ def recompute(model: nn.Module, enabled: bool = True, *, time_chunk: int | None 
             m.__class__ = _recompute_class(type(m))
             m.__dict__["_recompute"] = cfg
         elif isinstance(m, _RecomputeSequential):
-            original = next(c for c in type(m).__mro__[1:] if not issubclass(c, _RecomputeSequential))
-            m.__class__ = original  # type: ignore[assignment]
+            m.__class__ = _original_class(type(m))
             m.__dict__.pop("_recompute", None)
     if enabled and time_chunk is not None:
         plan = recompute_plan(model)
