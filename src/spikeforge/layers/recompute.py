@@ -58,7 +58,7 @@ from ..neurons import Neuron
 from ..neurons.base import NeuronState
 from .norm import BatchNorm1d, BatchNorm2d, TDBatchNorm2d
 from .spikes import RECOMPUTING, PackedSpikes
-from .time import Dropout, Flatten, Identity, Linear, SeqModule
+from .time import Flatten, SeqModule
 
 __all__ = ["RecomputeConfig", "SegmentPlan", "hooks_rerun", "recompute", "recompute_plan", "recomputing"]
 
@@ -120,7 +120,8 @@ def _segments(seq: nn.Sequential) -> list[tuple[list[nn.Module], bool]]:
     return out
 
 
-_TIME_LOCAL = (SeqModule, Linear, nn.Linear, Flatten, Identity, nn.Identity)
+# per-step layers (Flatten: spikeforge's, which keeps [T, B]; dropout only in eval, see below)
+_TIME_LOCAL = (SeqModule, nn.Linear, Flatten, nn.Identity, nn.Dropout)
 
 
 def _why_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
@@ -132,11 +133,11 @@ def _why_not_chunkable(mods: Sequence[nn.Module]) -> str | None:
             if m.threshold_per_step:
                 return f"{name} has per-step thresholds"
             continue
-        if isinstance(m, (Dropout, nn.Dropout)) and m.training:
+        if isinstance(m, nn.Dropout) and m.training:
             return f"{name} in training draws its masks for the whole sequence at once"
         if isinstance(m, nn.modules.batchnorm._NormBase):
             continue  # eval: per sample; training: _why_norm_not_chunkable
-        if isinstance(m, (Dropout, nn.Dropout)) or isinstance(m, _TIME_LOCAL):
+        if isinstance(m, _TIME_LOCAL):
             continue
         return f"{name} is not known to act on each time step separately"
     return _why_norm_not_chunkable(mods)
